@@ -1,0 +1,234 @@
+"""keyadmin settings, read from the environment.
+
+Production is the default: DEBUG is off unless KEYADMIN_DEBUG=true, and the secrets must be given.
+`make run` asks for the development profile explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def envfloat(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+    if number <= 0:
+        raise ImproperlyConfigured(f"{name} must be above zero")
+    return number
+
+
+def envlist(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def envsecret(name: str) -> str | None:
+    """A secret from NAME, or from the file NAME_FILE names (Docker/systemd credentials)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return os.environ.get(name)
+
+
+DEBUG = envbool("KEYADMIN_DEBUG", False)
+
+SECRET_KEY = envsecret("KEYADMIN_SECRET_KEY")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("KEYADMIN_SECRET_KEY is not set (make run sets one for development)")
+
+# Encrypts the App Services tokens kept in the session (a Fernet key, never SECRET_KEY: a leaked
+# SECRET_KEY must not also unlock every signed-in user's refresh token).
+KEYADMIN_TOKEN_KEY = envsecret("KEYADMIN_TOKEN_KEY")
+if not KEYADMIN_TOKEN_KEY:
+    raise ImproperlyConfigured(
+        "KEYADMIN_TOKEN_KEY is not set; make one with: "
+        'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+    )
+
+ALLOWED_HOSTS = envlist("KEYADMIN_ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = envlist("KEYADMIN_CSRF_TRUSTED_ORIGINS", [])
+
+# --- App Services -------------------------------------------------------------------------------
+
+APPSERVICES_BASE_URL = env("APPSERVICES_BASE_URL", "https://services.cloud.mongodb.com").rstrip("/")
+APPSERVICES_APP_ID = env("APPSERVICES_APP_ID", "")
+APPSERVICES_TIMEOUT = (
+    envfloat("APPSERVICES_CONNECT_TIMEOUT", 3.05),
+    envfloat("APPSERVICES_READ_TIMEOUT", 10.0),
+)
+# Hosts the location answer may send tokens to; "*." entries match any subdomain.
+APPSERVICES_ALLOWED_HOSTS = envlist(
+    "APPSERVICES_ALLOWED_HOSTS",
+    [urlsplit(APPSERVICES_BASE_URL).hostname or "", "*.services.cloud.mongodb.com"],
+)
+
+# --- Staff identity -----------------------------------------------------------------------------
+
+KEYADMIN_SSO = env("KEYADMIN_SSO", "dev" if DEBUG else "")
+if KEYADMIN_SSO not in ("", "dev"):
+    raise ImproperlyConfigured(f"KEYADMIN_SSO={KEYADMIN_SSO!r} is not a known sign-in mode")
+
+# --- Django -------------------------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials.apps.SimpleAppConfig",
+    "csp",
+    "keyadmin",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "keyadmin.middleware.no_store_when_signed_in",
+]
+
+ROOT_URLCONF = "keyadmin.urls"
+WSGI_APPLICATION = "keyadmin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "keyadmin.context_processors.keyadmin",
+            ],
+            "builtins": ["template_partials.templatetags.partials"],
+            "loaders": [
+                (
+                    "template_partials.loader.Loader",
+                    [
+                        (
+                            "django.template.loaders.cached.Loader",
+                            [
+                                "django.template.loaders.filesystem.Loader",
+                                "django.template.loaders.app_directories.Loader",
+                            ],
+                        )
+                    ],
+                )
+            ],
+        },
+    }
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env("KEYADMIN_SQLITE_PATH", str(BASE_DIR / "var" / "keyadmin.sqlite3")),
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Tokens live in the session, so it must be server-side (never signed cookies).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = int(envfloat("KEYADMIN_SESSION_SECONDS", 10 * 60 * 60))  # one shift
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+if not DEBUG:
+    # __Host- cookies need Secure, which a plain-http development server cannot offer.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = envbool("KEYADMIN_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = False
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+
+LOGIN_URL = "keyadmin:staff-signin"
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "keyadmin": {"level": env("KEYADMIN_LOG_LEVEL", "INFO"), "propagate": True},
+    },
+}

@@ -1,0 +1,19 @@
+"""Settings for the test run: the production settings with test secrets filled in."""
+
+import os
+
+os.environ.setdefault("KEYADMIN_SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 20)
+os.environ.setdefault("KEYADMIN_TOKEN_KEY", "b88ZosS5V5ZfD1dMUufyQV4MwkC62Sav1ApdzkjI_0I=")
+os.environ.setdefault("APPSERVICES_APP_ID", "keyadmin-test-abcde")
+os.environ.setdefault("KEYADMIN_SSL_REDIRECT", "false")
+os.environ.setdefault("KEYADMIN_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+
+from keyadmin.settings import *  # noqa: E402, F403
+
+# The test client speaks plain http; the production cookie names need https.
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SESSION_COOKIE_NAME = "sessionid"
+CSRF_COOKIE_NAME = "csrftoken"
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+DATABASES["default"]["NAME"] = ":memory:"  # noqa: F405
