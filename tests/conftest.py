@@ -25,6 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_ID = os.environ["APPSERVICES_APP_ID"]
 
 
+# The controls always go straight to the loopback server, even while a test sets proxy variables.
+_CONTROL = requests.Session()
+_CONTROL.trust_env = False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -41,7 +46,7 @@ class EmulatorHandle:
     process: subprocess.Popen
 
     def _control(self, method: str, path: str, **kwargs) -> requests.Response:
-        response = requests.request(method, f"{self.url}/_emulator/{path}", timeout=5, **kwargs)
+        response = _CONTROL.request(method, f"{self.url}/_emulator/{path}", timeout=5, **kwargs)
         response.raise_for_status()
         return response
 
