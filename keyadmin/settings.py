@@ -91,10 +91,70 @@ APPSERVICES_ALLOWED_HOSTS = envlist(
 )
 
 # --- Staff identity -----------------------------------------------------------------------------
+# One source of staff identity, chosen by KEYADMIN_SSO (docs/sso.md): remote-user, assertion,
+# oidc, or dev (DEBUG only). Start-up stops with ImproperlyConfigured when it is incomplete.
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
 
 KEYADMIN_SSO = env("KEYADMIN_SSO", "dev" if DEBUG else "")
-if KEYADMIN_SSO not in ("", "dev"):
-    raise ImproperlyConfigured(f"KEYADMIN_SSO={KEYADMIN_SSO!r} is not a known sign-in mode")
+KEYADMIN_SSO_ISSUER = env("KEYADMIN_SSO_ISSUER", "")  # remote-user, assertion: the `iss` pinned
+KEYADMIN_SSO_ALLOWED_GROUPS = envlist("KEYADMIN_SSO_ALLOWED_GROUPS", [])
+KEYADMIN_SSO_GROUPS_CLAIM = env("KEYADMIN_SSO_GROUPS_CLAIM", "groups")
+KEYADMIN_SSO_ALGORITHMS = envlist("KEYADMIN_SSO_ALGORITHMS", ["RS256", "ES256"])
+KEYADMIN_SSO_SIGNOUT_URL = env("KEYADMIN_SSO_SIGNOUT_URL", "")
+# remote-user: WSGI environ variables the front server sets (never HTTP_* request headers).
+KEYADMIN_SSO_REMOTE_GROUPS_VAR = env("KEYADMIN_SSO_REMOTE_GROUPS_VAR", "OIDC_CLAIM_groups")
+KEYADMIN_SSO_REMOTE_NAME_VAR = env("KEYADMIN_SSO_REMOTE_NAME_VAR", "OIDC_CLAIM_name")
+KEYADMIN_SSO_REMOTE_EMAIL_VAR = env("KEYADMIN_SSO_REMOTE_EMAIL_VAR", "OIDC_CLAIM_email")
+# assertion: the identity-aware proxy's signed JWT header and its keys.
+KEYADMIN_SSO_ASSERTION_HEADER = env("KEYADMIN_SSO_ASSERTION_HEADER", "")
+KEYADMIN_SSO_JWKS_URL = env("KEYADMIN_SSO_JWKS_URL", "")
+KEYADMIN_SSO_AUDIENCE = envlist("KEYADMIN_SSO_AUDIENCE", [])
+# oidc: keyadmin's own OpenID Connect login (explicit endpoints, no discovery at start-up).
+KEYADMIN_OIDC_ISSUER = env("KEYADMIN_OIDC_ISSUER", "")
+KEYADMIN_OIDC_CLIENT_ID = env("KEYADMIN_OIDC_CLIENT_ID", "")
+KEYADMIN_OIDC_CLIENT_SECRET = envsecret("KEYADMIN_OIDC_CLIENT_SECRET") or ""
+KEYADMIN_OIDC_AUTHORIZATION_ENDPOINT = env("KEYADMIN_OIDC_AUTHORIZATION_ENDPOINT", "")
+KEYADMIN_OIDC_TOKEN_ENDPOINT = env("KEYADMIN_OIDC_TOKEN_ENDPOINT", "")
+KEYADMIN_OIDC_USERINFO_ENDPOINT = env("KEYADMIN_OIDC_USERINFO_ENDPOINT", "")
+KEYADMIN_OIDC_JWKS_ENDPOINT = env("KEYADMIN_OIDC_JWKS_ENDPOINT", "")
+KEYADMIN_OIDC_END_SESSION_ENDPOINT = env("KEYADMIN_OIDC_END_SESSION_ENDPOINT", "")
+KEYADMIN_OIDC_SCOPES = env("KEYADMIN_OIDC_SCOPES", "openid email profile")
+KEYADMIN_OIDC_TOKEN_AUTH = env("KEYADMIN_OIDC_TOKEN_AUTH", "client_secret_basic")
+# Roles: the SSO groups that grant each one (keyadmin/roles.py).
+KEYADMIN_ROLE_GROUPS_VIEWER = envlist("KEYADMIN_ROLE_GROUPS_VIEWER", [])
+KEYADMIN_ROLE_GROUPS_OPERATOR = envlist("KEYADMIN_ROLE_GROUPS_OPERATOR", [])
+KEYADMIN_ROLE_GROUPS_AUDITOR = envlist("KEYADMIN_ROLE_GROUPS_AUDITOR", [])
+# The App Services custom-token bridge (keyadmin/sso/bridge.py).
+KEYADMIN_APPSERVICES_BRIDGE = envbool("KEYADMIN_APPSERVICES_BRIDGE", False)
+KEYADMIN_BRIDGE_PRIVATE_KEY = envsecret("KEYADMIN_BRIDGE_PRIVATE_KEY") or ""
+KEYADMIN_BRIDGE_PREVIOUS_PUBLIC_KEY = envsecret("KEYADMIN_BRIDGE_PREVIOUS_PUBLIC_KEY") or ""
+KEYADMIN_BRIDGE_KEY_ID = env("KEYADMIN_BRIDGE_KEY_ID", "")  # default: the key's RFC 7638 thumbprint
+KEYADMIN_BRIDGE_AUDIENCE = env("KEYADMIN_BRIDGE_AUDIENCE", "")  # default: APPSERVICES_APP_ID
+KEYADMIN_BRIDGE_TOKEN_SECONDS = envint("KEYADMIN_BRIDGE_TOKEN_SECONDS", 120)
+# The audit trail.
+KEYADMIN_AUDIT_RETENTION_DAYS = envint("KEYADMIN_AUDIT_RETENTION_DAYS", 365)
+KEYADMIN_TRUSTED_PROXY_COUNT = max(envint("KEYADMIN_TRUSTED_PROXY_COUNT", 0), 0)
+KEYADMIN_TRUST_REQUEST_ID_HEADER = envbool("KEYADMIN_TRUST_REQUEST_ID_HEADER", False)
+
+from keyadmin.sso.config import check as _check_staff_identity  # noqa: E402
+
+_check_staff_identity(globals())
+
+# No password sign-in exists: sessions are opened only after an identity source verified someone.
+AUTHENTICATION_BACKENDS = [
+    "keyadmin.sso.backends.StaffBackend",
+    "keyadmin.sso.oidc.StaffOIDCBackend",  # answers only when KEYADMIN_SSO=oidc
+]
 
 # --- Django -------------------------------------------------------------------------------------
 
@@ -112,11 +172,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "keyadmin.middleware.request_id",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "keyadmin.sso.middleware.staff_identity",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -137,6 +199,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "keyadmin.context_processors.keyadmin",
+                "keyadmin.context_processors_roles.roles",
             ],
             "builtins": ["template_partials.templatetags.partials"],
             "loaders": [

@@ -1,0 +1,172 @@
+"""The audit trail: one call per staff action, never a secret.
+
+    audit.record(request, "create", "ok", key_id=key.id, key_name=key.name)
+    audit.record_error(request, "delete", error, key_id=key_id)
+
+`record` fills in who (the staff member's issuer, subject and name), the App Services user the
+session is connected to, the request id and the client address. Free text is cut short, control
+characters are dropped and anything shaped like a token is replaced by "[redacted]": bodies,
+headers, cookies, tokens and key secrets have no field here and must never be passed as `detail`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import unicodedata
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest
+
+from keyadmin.models import AuditEvent
+from keyadmin.sso.sources import Identity
+
+logger = logging.getLogger("keyadmin.audit")
+
+OK = AuditEvent.Outcome.OK
+FAILED = AuditEvent.Outcome.FAILED
+DENIED = AuditEvent.Outcome.DENIED
+
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+# Long unbroken runs of token alphabet: App Services key secrets, refresh tokens, PEM bodies.
+_OPAQUE = re.compile(r"[A-Za-z0-9+/=_-]{40,}")
+_KEY_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def _text(value: object, limit: int, *, opaque_too: bool) -> str:
+    if value is None:
+        return ""
+    text = "".join(
+        ch if unicodedata.category(ch)[0] != "C" else " " for ch in str(value)[: limit * 4]
+    )
+    text = _JWT.sub("[redacted]", text)
+    if opaque_too:
+        text = _OPAQUE.sub("[redacted]", text)
+    return text.strip()[:limit]
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """REMOTE_ADDR, or the address the nearest trusted proxy saw (KEYADMIN_TRUSTED_PROXY_COUNT).
+
+    Each proxy appends the address it received the request from to X-Forwarded-For, so with N
+    trusted proxies the client is the N-th entry from the right; entries further left are
+    whatever the client chose to send.
+    """
+    candidate = request.META.get("REMOTE_ADDR")
+    proxies = settings.KEYADMIN_TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= proxies:
+            candidate = forwarded[-proxies]
+    try:
+        return str(ipaddress.ip_address(candidate or ""))
+    except ValueError:
+        return None
+
+
+def _who(request: HttpRequest, identity: Identity | None) -> dict[str, str]:
+    if identity is not None:
+        return {
+            "staff_issuer": identity.issuer[:255],
+            "staff_subject": identity.subject[:255],
+            "staff_name": _text(identity.name, 200, opaque_too=False),
+        }
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    from keyadmin.sso.staff import staff_of
+
+    staff = staff_of(user)
+    if staff is None:
+        return {
+            "staff_name": _text(user.get_full_name() or user.get_username(), 200, opaque_too=False)
+        }
+    return {
+        "staff_issuer": staff.issuer,
+        "staff_subject": staff.subject,
+        "staff_name": _text(staff.display_name, 200, opaque_too=False),
+    }
+
+
+def _appservices_user(request: HttpRequest) -> str:
+    connection = getattr(request, "connection", None)
+    if connection is not None:
+        return str(connection.user_id)[:64]
+    session = getattr(request, "session", None)
+    stored = session.get("appservices") if session is not None else None
+    # Only the user id is read: the encrypted token in the same dict is never touched here.
+    return str(stored.get("user_id", ""))[:64] if isinstance(stored, dict) else ""
+
+
+def record(
+    request: HttpRequest,
+    action: str,
+    outcome: str,
+    *,
+    status: int | None = None,
+    key_id: str | None = None,
+    key_name: str | None = None,
+    detail: str = "",
+    identity: Identity | None = None,
+) -> AuditEvent | None:
+    """Append one event. `identity` names the actor when nobody is signed in (a refusal)."""
+    if action not in AuditEvent.ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    if outcome not in AuditEvent.Outcome.values:
+        raise ValueError(f"unknown audit outcome {outcome!r}")
+    who = _who(request, identity)
+    event = AuditEvent(
+        action=action,
+        outcome=outcome,
+        status=status if isinstance(status, int) and 0 <= status < 1000 else None,
+        appservices_user_id=_appservices_user(request),
+        key_id=key_id if isinstance(key_id, str) and _KEY_ID.match(key_id) else "",
+        key_name=_text(key_name, 64, opaque_too=False),
+        request_id=str(getattr(request, "request_id", ""))[:64],
+        client_address=client_address(request),
+        detail=_text(detail, 200, opaque_too=True),
+        **who,
+    )
+    try:
+        event.save()
+    except DatabaseError:
+        # The action itself already happened (or was refused); a broken audit table must not
+        # turn that into a 500. The log line below still carries the event.
+        logger.exception("could not store the audit event %s/%s", action, outcome)
+        event = None
+    logger.info(
+        "audit action=%s outcome=%s status=%s staff=%r key_id=%s request_id=%s",
+        action,
+        outcome,
+        status,
+        who.get("staff_subject", ""),
+        key_id or "",
+        getattr(request, "request_id", ""),
+    )
+    return event
+
+
+def record_error(
+    request: HttpRequest,
+    action: str,
+    error: Exception,
+    *,
+    key_id: str | None = None,
+    key_name: str | None = None,
+) -> AuditEvent | None:
+    """A failed upstream action: the error's class and status, never its body."""
+    return record(
+        request,
+        action,
+        FAILED,
+        status=getattr(error, "status", None),
+        key_id=key_id,
+        key_name=key_name,
+        detail=type(error).__name__,
+    )

@@ -1,0 +1,18 @@
+"""The authentication backend of staff sessions: it only loads the user a session names.
+
+There is no password sign-in: sessions are opened by `django.contrib.auth.login` once a source
+has verified an identity (middleware, OIDC callback, development sign-in).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import BaseBackend
+
+STAFF_BACKEND = "keyadmin.sso.backends.StaffBackend"
+
+
+class StaffBackend(BaseBackend):
+    def get_user(self, user_id):
+        user = get_user_model().objects.select_related("staff").filter(pk=user_id).first()
+        return user if user is not None and user.is_active else None

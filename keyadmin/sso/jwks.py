@@ -1,0 +1,137 @@
+"""Public keys of an identity provider, fetched from its JWKS URL and cached by key id.
+
+A token naming an unknown `kid` triggers a refetch (keys rotate), but at most once per
+`MIN_REFETCH_SECONDS`, so a stream of forged tokens with random key ids cannot turn keyadmin into
+a request amplifier against the provider. Keys are refreshed anyway after `MAX_AGE_SECONDS`, so a
+key the provider withdrew stops being trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import jwt
+
+from keyadmin.sso import http
+
+logger = logging.getLogger(__name__)
+
+MIN_REFETCH_SECONDS = 60.0
+MAX_AGE_SECONDS = 3600.0
+
+# The key type (and curve) each accepted algorithm needs: a token cannot pick an HMAC algorithm
+# and have the provider's *public* key used as its secret.
+_KEY_TYPES = {
+    "RS256": ("RSA", None),
+    "RS384": ("RSA", None),
+    "RS512": ("RSA", None),
+    "PS256": ("RSA", None),
+    "PS384": ("RSA", None),
+    "PS512": ("RSA", None),
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+}
+ASYMMETRIC_ALGORITHMS = frozenset(_KEY_TYPES)
+
+
+class KeyNotFound(Exception):
+    """No usable key for this token; the message is safe to log (no token in it)."""
+
+
+class JwksCache:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_refetch: float = MIN_REFETCH_SECONDS,
+        max_age: float = MAX_AGE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self._min_refetch = min_refetch
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: dict[str, dict] = {}
+        self._fetched_at: float | None = None  # last successful fetch
+        self._tried_at: float | None = None  # last attempt, successful or not
+        self.fetches = 0
+
+    def key(self, kid: str, algorithm: str) -> jwt.PyJWK:
+        """The verification key for `kid`, bound to `algorithm`; `KeyNotFound` otherwise."""
+        if algorithm not in _KEY_TYPES:
+            raise KeyNotFound(f"algorithm {algorithm!r} is not an asymmetric one")
+        with self._lock:
+            now = self._clock()
+            stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
+            if stale and self._may_fetch(now):
+                self._fetch(now)
+            jwk = self._keys.get(kid)
+            if jwk is None and self._may_fetch(now):
+                self._fetch(now)
+                jwk = self._keys.get(kid)
+        if jwk is None:
+            raise KeyNotFound("the token's key id is not in the provider's JWKS")
+        return _bind(jwk, algorithm)
+
+    def _may_fetch(self, now: float) -> bool:
+        return self._tried_at is None or now - self._tried_at >= self._min_refetch
+
+    def _fetch(self, now: float) -> None:
+        self._tried_at = now
+        self.fetches += 1
+        try:
+            response = http.request("GET", self.url, headers={"Accept": "application/json"})
+            if response.status_code != 200:
+                raise http.FetchError(f"{self.url} answered {response.status_code}")
+            document = response.json()
+            keys = document["keys"]
+            if not isinstance(keys, list):
+                raise ValueError("'keys' is not a list")
+        except (http.FetchError, ValueError, KeyError, TypeError) as exc:
+            # Keep the keys we had: a provider hiccup must not sign everyone out at once.
+            logger.warning("JWKS fetch failed (%s); keeping %d cached keys", exc, len(self._keys))
+            return
+        self._keys = {
+            item["kid"]: item
+            for item in keys
+            if isinstance(item, dict)
+            and isinstance(item.get("kid"), str)
+            and item.get("use", "sig") == "sig"
+            and item.get("kty") in ("RSA", "EC")
+        }
+        self._fetched_at = now
+
+
+def _bind(jwk: dict, algorithm: str) -> jwt.PyJWK:
+    kty, curve = _KEY_TYPES[algorithm]
+    if jwk.get("kty") != kty or (curve and jwk.get("crv") != curve):
+        raise KeyNotFound(f"key {jwk.get('kid')!r} is not a {algorithm} key")
+    if jwk.get("alg", algorithm) != algorithm:
+        raise KeyNotFound(f"key {jwk.get('kid')!r} is for {jwk.get('alg')!r}, not {algorithm}")
+    try:
+        return jwt.PyJWK(jwk, algorithm=algorithm)
+    except jwt.PyJWTError as exc:
+        raise KeyNotFound(f"key {jwk.get('kid')!r} is unusable: {exc}") from None
+
+
+_caches: dict[str, JwksCache] = {}
+_caches_lock = threading.Lock()
+
+
+def cache_for(url: str) -> JwksCache:
+    """The process-wide cache of one JWKS URL (its refetch throttle outlives settings reloads)."""
+    with _caches_lock:
+        if url not in _caches:
+            _caches[url] = JwksCache(url)
+        return _caches[url]
+
+
+def forget_all() -> None:
+    """Drop every cached key set (tests; a key rotation that must take effect at once)."""
+    with _caches_lock:
+        _caches.clear()

@@ -1,0 +1,105 @@
+"""Staff sessions follow the configured identity source, request by request.
+
+- remote-user and assertion: the front server or proxy vouches for every request. The staff
+  session is opened on the first request, kept while the same subject keeps arriving, and ended
+  (App Services token revoked) the moment the subject changes or vanishes or loses its group. A
+  request with no identity gets 401, one with a bad identity 401, one outside the allowed
+  groups 403, and none of them a session.
+- oidc and dev: the session was opened by a login; it is ended if it belongs to another issuer
+  (the mode or provider changed since).
+
+Place after AuthenticationMiddleware.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+from django.contrib.auth import login
+from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
+
+from keyadmin import audit, identity
+from keyadmin.sso import staff
+from keyadmin.sso.backends import STAFF_BACKEND
+from keyadmin.sso.sources import (
+    DEV_ISSUER,
+    IdentityRejected,
+    configured_issuer,
+    per_request_source,
+)
+
+logger = logging.getLogger(__name__)
+
+# Open without an identity: App Services fetches the bridge's JWKS with no SSO in front of it,
+# and the provider sends signed-out browsers back to this page.
+EXEMPT_URL_NAMES = ("sso:jwks", "sso:signed-out")
+
+
+def _exempt_paths() -> set[str]:
+    paths = set()
+    for name in EXEMPT_URL_NAMES:
+        with contextlib.suppress(NoReverseMatch):  # urls_sso not included: nothing to exempt
+            paths.add(reverse(name))
+    return paths
+
+
+def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
+    def middleware(request: HttpRequest) -> HttpResponse:
+        source = per_request_source()
+        if source is None:
+            _check_session_issuer(request)
+            return get_response(request)
+        if request.path in _exempt_paths():
+            return get_response(request)
+        try:
+            found = source.identify(request)
+        except IdentityRejected as exc:
+            logger.warning("%s identity rejected: %s", source.mode, exc.reason)
+            identity.end_session(request, "the SSO identity was rejected")
+            audit.record(request, "signin", audit.DENIED, detail=exc.reason)
+            return identity.sso_error(request, "rejected")
+        if found is None:
+            identity.end_session(request, "the SSO identity is gone")
+            return identity.sso_error(request, "no-identity")
+        current = staff.staff_of(request.user)
+        if staff.matches(current, found):
+            if not staff.may_be_staff(found):
+                identity.end_session(request, "no longer in an allowed group")
+                audit.record(
+                    request,
+                    "signin",
+                    audit.DENIED,
+                    identity=found,
+                    detail="not in an allowed group",
+                )
+                return identity.sso_error(request, "not-staff")
+            staff.refresh(current, found)
+            return get_response(request)
+        identity.end_session(request, "another SSO subject arrived")
+        user = staff.provision(found)
+        if user is None:
+            audit.record(
+                request, "signin", audit.DENIED, identity=found, detail="not in an allowed group"
+            )
+            return identity.sso_error(request, "not-staff")
+        login(request, user, backend=STAFF_BACKEND)
+        identity.after_sign_in(request, user)
+        return get_response(request)
+
+    return middleware
+
+
+def _check_session_issuer(request: HttpRequest) -> None:
+    issuer = configured_issuer()
+    if issuer is None or not request.user.is_authenticated:
+        return
+    current = staff.staff_of(request.user)
+    # Users without a Staff record predate the SSO modes (development sign-ins); in dev mode
+    # they stay, in oidc mode they go.
+    if (current is None and issuer != DEV_ISSUER) or (
+        current is not None and current.issuer != issuer
+    ):
+        identity.end_session(request, "the session belongs to another sign-in mode")

@@ -1,0 +1,235 @@
+"""Where a verified identity comes from, one source per mode; every source fails closed.
+
+A source answers `identify(request)` with an `Identity`, `None` (no identity reached keyadmin),
+or raises `IdentityRejected` (something claimed an identity and failed verification). Nothing
+here falls back to another source, and no plain request header is ever an identity.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest
+
+from keyadmin.sso import jwks
+
+DEV_ISSUER = "urn:keyadmin:dev"  # never a real provider's issuer (those are https URLs)
+LEEWAY_SECONDS = 30  # clock skew between the proxy and keyadmin
+MAX_TOKEN_LENGTH = 16 * 1024
+MAX_SUBJECT_LENGTH = 255
+MAX_GROUPS = 200
+
+
+@dataclass(frozen=True)
+class Identity:
+    issuer: str
+    subject: str
+    name: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = field(default_factory=tuple)
+
+
+class IdentityRejected(Exception):
+    """A claimed identity failed verification; `reason` is short and holds no token."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _printable(value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        return ""
+    return "".join(ch for ch in value if unicodedata.category(ch)[0] != "C")[:limit]
+
+
+def _subject(value: Any) -> str:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_SUBJECT_LENGTH
+        or _printable(value, MAX_SUBJECT_LENGTH) != value
+    ):
+        raise IdentityRejected("the subject is missing or malformed")
+    return value
+
+
+def split_groups(value: Any) -> tuple[str, ...]:
+    """Groups from a list claim or a comma-separated string (mod_auth_openidc joins arrays)."""
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        return ()
+    groups = {_printable(item, 255).strip() for item in items[:MAX_GROUPS]}
+    return tuple(sorted(group for group in groups if group))
+
+
+def claim(claims: dict[str, Any], path: str) -> Any:
+    """A claim by dotted path (`groups`, `custom.groups`)."""
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def identity_from_claims(claims: dict[str, Any], issuer: str) -> Identity:
+    email = _printable(claims.get("email"), 254)
+    name = _printable(claims.get("name") or claims.get("preferred_username") or email, 200)
+    return Identity(
+        issuer=issuer,
+        subject=_subject(claims.get("sub")),
+        name=name,
+        email=email,
+        groups=split_groups(claim(claims, settings.KEYADMIN_SSO_GROUPS_CLAIM)),
+    )
+
+
+class RemoteUserSource:
+    """REMOTE_USER from the WSGI environ, put there by the front server after its own login.
+
+    Only environ keys without the HTTP_ prefix are read: under WSGI those can come only from the
+    server, never from a client header (`Remote-User: x` arrives as HTTP_REMOTE_USER).
+    """
+
+    mode = "remote-user"
+
+    def __init__(self, issuer: str, groups_var: str, name_var: str, email_var: str) -> None:
+        self.issuer = issuer
+        self._groups_var = groups_var
+        self._name_var = name_var
+        self._email_var = email_var
+
+    def identify(self, request: HttpRequest) -> Identity | None:
+        if isinstance(request, ASGIRequest):
+            # ASGI has no server environ: whatever looks like REMOTE_USER came from a header.
+            raise IdentityRejected("remote-user mode runs only under WSGI")
+        subject = request.META.get("REMOTE_USER")
+        if not subject:
+            return None
+        return Identity(
+            issuer=self.issuer,
+            subject=_subject(subject),
+            name=_printable(request.META.get(self._name_var), 200),
+            email=_printable(request.META.get(self._email_var), 254),
+            groups=split_groups(request.META.get(self._groups_var, "")),
+        )
+
+
+class AssertionSource:
+    """A JWT an identity-aware proxy adds to every request, verified on every request."""
+
+    mode = "assertion"
+
+    def __init__(
+        self,
+        header: str,
+        jwks_url: str,
+        issuer: str,
+        audience: list[str],
+        algorithms: list[str],
+    ) -> None:
+        self.issuer = issuer
+        self._bearer = header.lower() == "authorization"  # oauth2-proxy: `Bearer <id token>`
+        self._meta_key = "HTTP_" + header.upper().replace("-", "_")
+        self._jwks_url = jwks_url
+        self._audience = audience
+        self._algorithms = [alg for alg in algorithms if alg in jwks.ASYMMETRIC_ALGORITHMS]
+
+    def identify(self, request: HttpRequest) -> Identity | None:
+        raw = request.META.get(self._meta_key)
+        if not raw:
+            return None
+        token = raw.strip()
+        if self._bearer:
+            scheme, _, token = token.partition(" ")
+            if scheme.lower() != "bearer":
+                raise IdentityRejected("the Authorization header is not a Bearer token")
+            token = token.strip()
+        return identity_from_claims(self.verify(token), self.issuer)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise IdentityRejected("the assertion is too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise IdentityRejected("the assertion is not a JWT") from None
+        algorithm = header.get("alg")
+        if algorithm not in self._algorithms:
+            raise IdentityRejected(f"algorithm {str(algorithm)[:16]!r} is not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise IdentityRejected("the assertion names no key id")
+        try:
+            key = jwks.cache_for(self._jwks_url).key(kid, algorithm)
+        except jwks.KeyNotFound as exc:
+            raise IdentityRejected(str(exc)) from None
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise IdentityRejected(f"the assertion is invalid: {type(exc).__name__}") from None
+
+
+PerRequestSource = RemoteUserSource | AssertionSource
+
+_built: dict[tuple, PerRequestSource] = {}
+_built_lock = threading.Lock()
+
+
+def per_request_source() -> PerRequestSource | None:
+    """The source that identifies every request (remote-user, assertion), or None."""
+    mode = settings.KEYADMIN_SSO
+    if mode == "remote-user":
+        args: tuple = (
+            settings.KEYADMIN_SSO_ISSUER,
+            settings.KEYADMIN_SSO_REMOTE_GROUPS_VAR,
+            settings.KEYADMIN_SSO_REMOTE_NAME_VAR,
+            settings.KEYADMIN_SSO_REMOTE_EMAIL_VAR,
+        )
+        factory: type = RemoteUserSource
+    elif mode == "assertion":
+        args = (
+            settings.KEYADMIN_SSO_ASSERTION_HEADER,
+            settings.KEYADMIN_SSO_JWKS_URL,
+            settings.KEYADMIN_SSO_ISSUER,
+            list(settings.KEYADMIN_SSO_AUDIENCE),
+            list(settings.KEYADMIN_SSO_ALGORITHMS),
+        )
+        factory = AssertionSource
+    else:
+        return None
+    key = (mode, repr(args))
+    with _built_lock:
+        if key not in _built:
+            _built[key] = factory(*args)
+        return _built[key]
+
+
+def configured_issuer() -> str | None:
+    """The issuer every staff session must belong to in the current mode (None: no mode)."""
+    mode = settings.KEYADMIN_SSO
+    if mode == "dev":
+        return DEV_ISSUER
+    if mode == "oidc":
+        return settings.KEYADMIN_OIDC_ISSUER
+    if mode in ("remote-user", "assertion"):
+        return settings.KEYADMIN_SSO_ISSUER
+    return None

@@ -1,0 +1,153 @@
+"""The auditor's page (`/audit/`) and its CSV export (`/audit/export.csv`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from keyadmin.audit_views import PAGE_SIZE, csv_cell
+from keyadmin.models import AuditEvent
+from tests.sso.fixtures import AUDITORS, OPERATORS, STAFF, use_remote_user_mode
+
+pytestmark = pytest.mark.django_db
+
+URL = "/audit/"
+EXPORT = "/audit/export.csv"
+AUDITOR = {
+    "REMOTE_USER": "ada",
+    "OIDC_CLAIM_name": "Ada Auditor",
+    "OIDC_CLAIM_groups": f"{STAFF},{AUDITORS}",
+}
+OPERATOR = {"REMOTE_USER": "olly", "OIDC_CLAIM_groups": f"{STAFF},{OPERATORS}"}
+
+
+@pytest.fixture(autouse=True)
+def groups_mode(settings):
+    use_remote_user_mode(settings)
+
+
+def add(action="create", outcome="ok", days_ago=0, **fields) -> AuditEvent:
+    event = AuditEvent(
+        action=action,
+        outcome=outcome,
+        at=timezone.now() - timedelta(days=days_ago),
+        **fields,
+    )
+    event.save()
+    return event
+
+
+def shown(response) -> list[AuditEvent]:
+    return list(response.context["page"].object_list)
+
+
+def test_it_shows_the_trail_to_auditors_newest_first(client):
+    add(action="create", key_name="older", days_ago=2)
+    add(action="delete", key_name="newer", days_ago=1)
+
+    response = client.get(URL, **AUDITOR)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Audit trail" in html
+    assert [event.key_name for event in shown(response) if event.key_name] == ["newer", "older"]
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_it_refuses_everyone_else(client):
+    assert client.get(URL, **OPERATOR).status_code == 403
+    assert client.get(EXPORT, **OPERATOR).status_code == 403
+    assert client.get(URL).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"action": "delete"}, ["gone"]),
+        ({"outcome": "failed"}, ["broken"]),
+        ({"staff": "olly"}, ["gone"]),
+        ({"staff": "Sam"}, ["ci", "broken"]),
+        ({"key": "65a1b2c3d4e5f60718293a4b"}, ["ci"]),
+        ({"key": "brok"}, ["broken"]),
+    ],
+)
+def test_it_filters(client, query, expected):
+    add(action="create", key_name="ci", key_id="65a1b2c3d4e5f60718293a4b", staff_name="Sam")
+    add(action="create", outcome="failed", key_name="broken", staff_name="Sam S", status=503)
+    add(action="delete", key_name="gone", staff_subject="olly")
+
+    response = client.get(URL, query, **AUDITOR)
+
+    names = [event.key_name for event in shown(response) if event.key_name]
+    assert sorted(names) == sorted(expected)
+
+
+def test_it_filters_by_an_inclusive_date_range(client):
+    add(key_name="before", days_ago=10)
+    add(key_name="inside", days_ago=5)
+    add(key_name="after", days_ago=1)
+    today = timezone.now().date()
+
+    response = client.get(
+        URL,
+        {"since": str(today - timedelta(days=6)), "until": str(today - timedelta(days=5))},
+        **AUDITOR,
+    )
+
+    assert [event.key_name for event in shown(response) if event.key_name] == ["inside"]
+
+
+def test_it_pages_and_keeps_the_filter_in_the_links(client):
+    for n in range(PAGE_SIZE + 5):
+        add(action="enable", key_name=f"k{n}")
+
+    first = client.get(URL, {"action": "enable"}, **AUDITOR)
+    second = client.get(URL, {"action": "enable", "page": 2}, **AUDITOR)
+
+    assert len(shown(first)) == PAGE_SIZE
+    assert len(shown(second)) == 5
+    assert "action=enable&amp;page=2" in first.content.decode()
+
+
+def test_it_exports_the_filtered_trail_as_csv(client):
+    add(action="create", key_name="ci", key_id="65a1b2c3d4e5f60718293a4b", status=201)
+    add(action="delete", key_name="other")
+
+    response = client.get(EXPORT, {"action": "create"}, **AUDITOR)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith('attachment; filename="keyadmin-audit-')
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(row["action"], row["key_name"], row["status"]) for row in rows] == [
+        ("create", "ci", "201")
+    ]
+    export = AuditEvent.objects.get(action="audit-export")
+    assert export.staff_subject == "ada"
+    assert "action=create" in export.detail
+
+
+def test_the_export_neutralises_spreadsheet_formulas(client):
+    add(action="create", key_name="-cmd", staff_name='=HYPERLINK("http://evil")', detail="@SUM(A1)")
+
+    response = client.get(EXPORT, {"action": "create"}, **AUDITOR)
+
+    row = next(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert row["key_name"] == "'-cmd"
+    assert row["staff_name"] == '\'=HYPERLINK("http://evil")'
+    assert row["detail"] == "'@SUM(A1)"
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@x", "\tx", "\rx"])
+def test_csv_cell_prefixes_formula_starts(value):
+    assert csv_cell(value) == "'" + value
+
+
+def test_csv_cell_leaves_plain_values_alone():
+    assert csv_cell("ci-deploy") == "ci-deploy"
+    assert csv_cell(None) == ""
+    assert csv_cell(204) == "204"

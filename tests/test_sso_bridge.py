@@ -1,0 +1,171 @@
+# ruff: noqa: F811 - pytest fixtures are imported, then named as test arguments
+"""The App Services custom-token bridge, end to end against the local App Services server.
+
+keyadmin serves its public JWKS from live_server; a local App Services server started with
+`--custom-token-jwks-url` pointing there verifies the JWTs keyadmin mints at staff sign-in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import jwt
+import pytest
+from django.contrib.sessions.models import Session
+from django.test import RequestFactory
+
+from keyadmin.connection import get_connection
+from keyadmin.models import AuditEvent
+from keyadmin.sso import bridge
+from tests.conftest import APP_ID, start_emulator
+from tests.sso.fixtures import STAFF, keys, use_remote_user_mode  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JWKS_PATH = "/.well-known/keyadmin-jwks.json"
+
+
+@pytest.fixture
+def bridge_on(settings, keys):
+    settings.KEYADMIN_APPSERVICES_BRIDGE = True
+    settings.KEYADMIN_BRIDGE_PRIVATE_KEY = keys.rsa_private_pem()
+    settings.KEYADMIN_BRIDGE_KEY_ID = ""
+    settings.KEYADMIN_BRIDGE_AUDIENCE = ""
+    settings.KEYADMIN_BRIDGE_TOKEN_SECONDS = 120
+    settings.ROOT_URLCONF = "tests.sso.urls"
+    return settings
+
+
+@pytest.fixture(scope="module")
+def bridge_server(live_server, tmp_path_factory):
+    """A local App Services server that trusts keyadmin's live JWKS for custom-token logins."""
+    handle = start_emulator(
+        tmp_path_factory.mktemp("bridge") / "appservices.sqlite3",
+        "--custom-token-jwks-url",
+        f"{live_server.url}{JWKS_PATH}",
+    )
+    yield handle
+    handle.process.terminate()
+    handle.process.wait(timeout=10)
+
+
+@pytest.fixture
+def upstream(bridge_server, settings):
+    settings.APPSERVICES_BASE_URL = bridge_server.url
+    settings.APPSERVICES_ALLOWED_HOSTS = ["127.0.0.1"]
+    from keyadmin import appservices
+
+    appservices.forget_locations()
+    return bridge_server
+
+
+def session_connection(client):
+    request = RequestFactory().get("/")
+    request.session = client.session
+    return get_connection(request)
+
+
+def test_it_serves_only_the_public_key(client, bridge_on):
+    response = client.get(JWKS_PATH)
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "public, max-age=300"
+    (key,) = response.json()["keys"]
+    assert (key["kty"], key["alg"], key["use"]) == ("RSA", "RS256", "sig")
+    assert key["kid"]
+    assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
+    assert "sessionid" not in response.cookies
+
+
+def test_it_serves_the_previous_key_during_a_rotation(client, bridge_on, keys):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    old = rsa.generate_private_key(65537, 2048).public_key()
+    bridge_on.KEYADMIN_BRIDGE_PREVIOUS_PUBLIC_KEY = old.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+    kids = [key["kid"] for key in client.get(JWKS_PATH).json()["keys"]]
+
+    assert len(kids) == 2 and kids[0] != kids[1]
+
+
+def test_the_jwks_is_404_when_the_bridge_is_off(client, settings):
+    settings.ROOT_URLCONF = "tests.sso.urls"
+    settings.KEYADMIN_APPSERVICES_BRIDGE = False
+
+    assert client.get(JWKS_PATH).status_code == 404
+
+
+def test_a_minted_token_has_the_documented_shape(client, bridge_on):
+    token = bridge.mint("7f3c-alice")
+    jwks = jwt.PyJWKSet.from_dict(client.get(JWKS_PATH).json())
+
+    header = jwt.get_unverified_header(token)
+    key = jwks[header["kid"]]
+    claims = jwt.decode(token, key, algorithms=["RS256"], audience=APP_ID)
+    assert (header["alg"], header["typ"]) == ("RS256", "JWT")
+    assert claims["sub"] == "7f3c-alice"
+    assert claims["aud"] == APP_ID
+    assert 0 < claims["exp"] - claims["iat"] <= 300
+    assert claims["exp"] <= time.time() + 300
+    assert len(token) <= 2048
+
+
+def test_sso_sign_in_connects_to_app_services_without_a_password(
+    client, bridge_on, upstream, caplog, monkeypatch
+):
+    use_remote_user_mode(bridge_on)
+    caplog.set_level(logging.DEBUG)
+    minted = []
+    real_mint = bridge.mint
+
+    def spy(subject):
+        minted.append(real_mint(subject))
+        return minted[-1]
+
+    monkeypatch.setattr(bridge, "mint", spy)
+    environ = {"REMOTE_USER": "7f3c-alice", "OIDC_CLAIM_groups": STAFF}
+
+    assert client.get("/_test/whoami/", **environ).status_code == 200
+    first = session_connection(client)
+    assert client.get("/keys/", **environ).status_code == 200  # the key list, no sign-in page
+    client.get("/_test/whoami/", **{**environ, "REMOTE_USER": "9a1d-bob"})
+    second = session_connection(client)
+    client.get("/_test/whoami/", **environ)
+    again = session_connection(client)
+
+    assert (first.provider, first.can_manage_keys) == ("custom-token", True)
+    assert second.user_id != first.user_id  # one App Services user per SSO subject
+    assert again.user_id == first.user_id
+    assert AuditEvent.objects.filter(action="appservices-signin", outcome="ok").count() == 3
+    # No token minted or received is kept anywhere but the encrypted session.
+    stored = " ".join(str(v) for row in AuditEvent.objects.values_list() for v in row)
+    sessions = " ".join(Session.objects.values_list("session_data", flat=True))
+    for secret in [*minted, first._refresh_token, again._refresh_token]:
+        assert secret not in stored
+        assert secret not in sessions
+        assert secret not in caplog.text
+
+
+def test_a_refused_bridge_still_signs_the_staff_member_in(client, bridge_on, upstream):
+    use_remote_user_mode(bridge_on)
+    bridge_on.KEYADMIN_BRIDGE_AUDIENCE = "another-app"  # App Services answers 401
+
+    response = client.get("/_test/whoami/", REMOTE_USER="7f3c-alice", OIDC_CLAIM_groups=STAFF)
+
+    assert response.status_code == 200
+    assert session_connection(client) is None
+    failed = AuditEvent.objects.get(action="appservices-signin")
+    assert (failed.outcome, failed.status) == ("failed", 401)
+
+
+def test_the_development_sign_in_uses_the_bridge_too(client, bridge_on, upstream):
+    bridge_on.DEBUG = True
+    bridge_on.KEYADMIN_SSO = "dev"
+
+    client.post("/sign-in/", {"name": "Sam Support"})
+
+    assert session_connection(client).provider == "custom-token"
