@@ -1,0 +1,80 @@
+"""What every keyadmin view shares: the request type and turning App Services failures into answers.
+
+Status contract: an htmx fragment is always HTTP 200, errors included, because htmx 2 does not
+swap 4xx/5xx answers. A full page (no JavaScript) that shows a problem in place is 200 too (a
+re-rendered form, App Services down); only a missing key (404) or a session that may not see
+keys (403) get an error status, as do unknown paths (404) and wrong methods (405).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse
+from django_htmx.middleware import HtmxDetails
+
+from keyadmin import appservices
+from keyadmin.connection import Connection, session_ended
+
+logger = logging.getLogger("keyadmin.views")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+    connection: Connection
+
+
+Failure = Callable[..., HttpResponse]
+
+# Errors that are about the name typed into the create form, so the field itself says so.
+NAME_ERRORS = (appservices.InvalidKeyName, appservices.KeyNameTaken, appservices.KeyLimitReached)
+
+
+def upstream_errors(on_failure: Failure) -> Callable[[Failure], Failure]:
+    """Answer an `AppServicesError` in place instead of a 500 page.
+
+    A 401 ends the App Services session (back to its sign-in, `HX-Redirect` for htmx); any other
+    error goes to `on_failure(request, error, *args, **kwargs)`, which renders it where the action
+    was. Logged with the error class and status only: never a token, secret or key name.
+    """
+
+    def decorator(view: Failure) -> Failure:
+        @wraps(view)
+        def wrapper(request: HtmxHttpRequest, *args, **kwargs) -> HttpResponse:
+            try:
+                return view(request, *args, **kwargs)
+            except appservices.SessionEnded:
+                logger.warning("%s: App Services session ended (401)", view.__name__)
+                return session_ended(request)
+            except appservices.AppServicesError as error:
+                logger.warning(
+                    "%s: %s (status %s, %s)",
+                    view.__name__,
+                    type(error).__name__,
+                    error.status,
+                    error.path or "before any request",
+                )
+                return on_failure(request, error, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def page_status(error: appservices.AppServicesError) -> int:
+    """The HTTP status of a full page that reports `error` in place (htmx fragments stay 200).
+
+    The page is still the page asked for, with the problem explained where the action was, so
+    it is a 200; only a missing key (404) or a session that may not see keys (403) change that.
+    """
+    if isinstance(error, appservices.KeyNotFound | appservices.InvalidKeyId):
+        return 404
+    if isinstance(error, appservices.NotAllowed):
+        return 403
+    return 200
+
+
+def answer_status(request: HtmxHttpRequest, status: int) -> int:
+    return 200 if request.htmx else status

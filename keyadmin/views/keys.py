@@ -1,0 +1,232 @@
+"""The keys page and the actions on a key: list, create, enable, disable, delete, detail.
+
+Every action costs exactly one App Services request. Enable, disable and delete answer with no
+body, so the row is rendered from what the request just established, never re-read.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from keyadmin import appservices
+from keyadmin.appservices import MAX_KEYS_PER_USER, ApiKey
+from keyadmin.connection import appservices_required
+from keyadmin.forms import CreateKeyForm, KeyFilterForm, posted_key_name
+from keyadmin.identity import staff_required
+from keyadmin.views.common import (
+    NAME_ERRORS,
+    HtmxHttpRequest,
+    answer_status,
+    page_status,
+    upstream_errors,
+)
+
+KEYS = "keyadmin/keys.html"
+
+
+def _manageable(request: HtmxHttpRequest) -> appservices.UserSession:
+    """The user's key session, or `NotAllowed` (without asking App Services) when it has none."""
+    if not request.connection.can_manage_keys:
+        raise appservices.NotAllowed()
+    return request.connection.keys()
+
+
+def _posted_key(request: HtmxHttpRequest, key_id: str, disabled: bool | None = None) -> ApiKey:
+    """The key a row form is about, from the state the page showed (row forms post it back)."""
+    if disabled is None:
+        disabled = request.POST.get("disabled") == "true"
+    return ApiKey(id=key_id, name=posted_key_name(request.POST.get("name")), disabled=disabled)
+
+
+def _label(key: ApiKey) -> str:
+    return key.name or key.id
+
+
+# --- list ---
+
+
+def _render_keys(
+    request: HtmxHttpRequest, keys: list[ApiKey] | None, error=None, status: int = 200
+) -> HttpResponse:
+    # Every key is rendered, filtered-out ones `hidden`: our JS filters and recounts in place and
+    # checks new names against all of them; without JS the server filter alone decides.
+    keys = keys or []
+    filter_form = KeyFilterForm(request.GET or None)
+    hidden_ids = filter_form.hidden_ids(keys)
+    context = {
+        "keys": keys,
+        "hidden_ids": hidden_ids,
+        "no_match": bool(keys) and len(hidden_ids) == len(keys),
+        "filter_form": filter_form,
+        "create_form": CreateKeyForm(),
+        "list_error": error,
+        "max_keys": MAX_KEYS_PER_USER,
+    }
+    template = f"{KEYS}#key-table" if request.htmx else KEYS
+    return render(request, template, context, status=status)
+
+
+def _keys_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) -> HttpResponse:
+    return _render_keys(request, None, error, status=answer_status(request, page_status(error)))
+
+
+@require_GET
+@staff_required
+@appservices_required
+@vary_on_headers("HX-Request")
+@upstream_errors(_keys_failed)
+def keys(request: HtmxHttpRequest) -> HttpResponse:
+    if not request.connection.can_manage_keys:
+        return _render_keys(request, None)
+    return _render_keys(request, request.connection.keys().list_api_keys())
+
+
+# --- create ---
+
+
+def _render_create_form(
+    request: HtmxHttpRequest, form: CreateKeyForm, error=None, status: int = 200
+) -> HttpResponse:
+    # A lost create answer is not retried blindly: the key may exist, so offer to re-read the list.
+    outcome_unknown = isinstance(error, appservices.CreateOutcomeUnknown)
+    transient = isinstance(error, appservices.UpstreamUnavailable | appservices.UpstreamGarbage)
+    context = {
+        "create_form": form,
+        "create_error": error,
+        "outcome_unknown": outcome_unknown,
+        "can_retry": transient and not outcome_unknown,
+        "max_keys": MAX_KEYS_PER_USER,
+    }
+    if request.htmx:
+        return render(request, f"{KEYS}#create-form", context)
+    return render(request, "keyadmin/create.html", context, status=status)
+
+
+def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) -> HttpResponse:
+    form = CreateKeyForm(request.POST)
+    form.is_valid()
+    if isinstance(error, NAME_ERRORS):
+        form.add_error("name", error.message)
+        return _render_create_form(request, form, status=page_status(error))
+    return _render_create_form(request, form, error, status=page_status(error))
+
+
+@sensitive_post_parameters()
+@require_POST
+@never_cache
+@staff_required
+@appservices_required
+@upstream_errors(_create_failed)
+@sensitive_variables()
+def create_key(request: HtmxHttpRequest) -> HttpResponse:
+    # The answer is the only place the secret ever exists on our side: no redirect, no session,
+    # no message; the full page (no JS) shows it directly instead of Post/Redirect/Get.
+    session = _manageable(request)
+    form = CreateKeyForm(request.POST)
+    if not form.is_valid():
+        return _render_create_form(request, form)
+    new_key = session.create_api_key(form.cleaned_data["name"])
+    context = {"key": new_key, "create_form": CreateKeyForm(), "max_keys": MAX_KEYS_PER_USER}
+    if request.htmx:
+        return render(request, f"{KEYS}#created", context)
+    return render(request, "keyadmin/create.html", context)
+
+
+# --- enable, disable, delete ---
+
+
+def _row_failed(
+    request: HtmxHttpRequest, error: appservices.AppServicesError, key_id: str
+) -> HttpResponse:
+    key = _posted_key(request, key_id)
+    if not request.htmx:
+        problem = {"key": _label(key), "problem": error.message}
+        messages.error(request, _("Key “%(key)s”: %(problem)s") % problem)
+        return redirect("keyadmin:keys")
+    if isinstance(error, appservices.KeyNotFound):
+        notice = _("Key “%(key)s” no longer exists (deleted elsewhere?), so it left the list.")
+        return render(
+            request,
+            f"{KEYS}#row-gone",
+            {"notice": notice % {"key": _label(key)}, "notice_level": "warning"},
+        )
+    action = "delete" if request.resolver_match.url_name == "key-delete" else "toggle"
+    return render(request, f"{KEYS}#key-row", {"key": key, "row_error": error, "retry": action})
+
+
+def _set_disabled(request: HtmxHttpRequest, key_id: str, *, disabled: bool) -> HttpResponse:
+    session = _manageable(request)
+    if disabled:
+        session.disable_api_key(key_id)
+        notice = _("Key “%(key)s” disabled: it can no longer sign in.")
+    else:
+        session.enable_api_key(key_id)
+        notice = _("Key “%(key)s” enabled: it can sign in again.")
+    key = _posted_key(request, key_id, disabled=disabled)
+    notice %= {"key": _label(key)}
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect("keyadmin:keys")
+    return render(request, f"{KEYS}#row-changed", {"key": key, "notice": notice, "focus": True})
+
+
+@require_POST
+@staff_required
+@appservices_required
+@upstream_errors(_row_failed)
+def enable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
+    return _set_disabled(request, key_id, disabled=False)
+
+
+@require_POST
+@staff_required
+@appservices_required
+@upstream_errors(_row_failed)
+def disable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
+    return _set_disabled(request, key_id, disabled=True)
+
+
+@require_POST
+@staff_required
+@appservices_required
+@upstream_errors(_row_failed)
+def delete_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
+    session = _manageable(request)
+    key = _posted_key(request, key_id)
+    if request.POST.get("confirm") != "1":
+        # Without JavaScript there is no dialog: this page asks, and its form posts confirm=1.
+        return render(request, "keyadmin/delete-confirm.html", {"key": key})
+    session.delete_api_key(key_id)
+    notice = _("Key “%(key)s” deleted.") % {"key": _label(key)}
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect("keyadmin:keys")
+    return render(request, f"{KEYS}#row-gone", {"notice": notice})
+
+
+# --- detail ---
+
+
+def _detail_failed(
+    request: HtmxHttpRequest, error: appservices.AppServicesError, key_id: str
+) -> HttpResponse:
+    # Retrying cannot bring back a missing key or change what this session may do.
+    can_retry = not isinstance(error, appservices.KeyNotFound | appservices.NotAllowed)
+    context = {"key_id": key_id, "error": error, "can_retry": can_retry}
+    return render(request, "keyadmin/key-detail.html", context, status=page_status(error))
+
+
+@require_GET
+@staff_required
+@appservices_required
+@upstream_errors(_detail_failed)
+def key_detail(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
+    key = _manageable(request).get_api_key(key_id)
+    return render(request, "keyadmin/key-detail.html", {"key_id": key_id, "key": key})

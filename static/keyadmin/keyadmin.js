@@ -1,0 +1,286 @@
+/* keyadmin's own script. htmx comes from django-htmx; CSP forbids inline script, hx-on and eval,
+   so every behaviour is a delegated listener here. Translated texts come from data-msg-* attributes.
+   Without this file every action still works as a plain form post. */
+(function () {
+  'use strict';
+  document.documentElement.classList.add('js');
+
+  var NAME_OK = /^[A-Za-z0-9_-]+$/;
+
+  if (window.htmx) {
+    // No inline styles here (CSP style-src 'self'), so htmx must never copy a style attribute
+    // from an old element to its replacement: that setAttribute would be a CSP violation.
+    window.htmx.config.attributesToSettle = ['class', 'width', 'height'];
+  }
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $$(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+  function text(el, name) { return (el && el.getAttribute('data-msg-' + name)) || ''; }
+  function rows() { return $$('#key-rows > tr.key-row'); }
+
+  /* Screen-reader announcements go to #live: "Copied" and the like, never a secret. */
+  function announce(message) {
+    var live = $('#live');
+    if (!live) { return; }
+    live.textContent = '';
+    window.setTimeout(function () { live.textContent = message; }, 60);
+  }
+
+  function notify(message, level) {
+    var box = $('#notices');
+    if (!box) { return; }
+    var notice = document.createElement('div');
+    var p = document.createElement('p');
+    var close = document.createElement('button');
+    notice.className = 'notice notice-' + level;
+    p.textContent = message;
+    close.type = 'button';
+    close.className = 'notice-close';
+    close.setAttribute('data-dismiss-notice', '');
+    close.setAttribute('aria-label', text(box, 'dismiss') || 'Dismiss');
+    close.textContent = '\u00d7';
+    notice.appendChild(p);
+    notice.appendChild(close);
+    box.replaceChildren(notice);
+  }
+
+  function focusMarked() {
+    var marked = $('[data-ka-focus]');
+    if (!marked) { return false; }
+    marked.removeAttribute('data-ka-focus');
+    marked.focus();
+    return true;
+  }
+
+  /* --- The table: count, empty states and the filter, all from the rows in the page --- */
+
+  function applyFilter() {
+    var form = $('#key-filter');
+    var noMatch = $('#keys-nomatch');
+    if (!form || !noMatch) { return; }
+    var query = form.elements.q.value.trim().toLowerCase();
+    var status = form.elements.status.value;
+    var all = rows();
+    var shown = 0;
+    all.forEach(function (row) {
+      var hide = (query && (row.getAttribute('data-name') || '').toLowerCase().indexOf(query) < 0) ||
+        (status && row.getAttribute('data-status') !== status);
+      row.hidden = !!hide;
+      if (!hide) { shown += 1; }
+    });
+    noMatch.hidden = !(all.length && !shown);
+  }
+
+  function refresh() {
+    var count = $('#key-count');
+    if (!count) { return; }
+    var n = rows().length;
+    count.textContent = String(n);
+    ['#keys-wrap', '#key-filter'].forEach(function (sel) { var el = $(sel); if (el) { el.hidden = n === 0; } });
+    var empty = $('#keys-empty');
+    if (empty) { empty.hidden = n > 0; }
+    applyFilter();
+  }
+
+  /* --- Create: live name checks against the names already in the table (no request) --- */
+
+  function checkName(form, submitting) {
+    var input = form.elements.name;
+    var out = $('#name-check', form);
+    var value = input.value;
+    var table = $('#key-table');
+    var max = parseInt(input.getAttribute('maxlength'), 10) || 64;
+    var limit = table ? parseInt(table.getAttribute('data-max-keys'), 10) : 0;
+    var problem = '';
+    if (!value) {
+      problem = submitting ? text(form, 'required') : '';
+    } else if (value.length > max) {
+      problem = text(form, 'long');
+    } else if (!NAME_OK.test(value)) {
+      var bad = [];
+      value.replace(/[^A-Za-z0-9_-]/g, function (c) {
+        var shown = c === ' ' ? text(form, 'space') : c;
+        if (bad.indexOf(shown) < 0) { bad.push(shown); }
+        return c;
+      });
+      problem = text(form, 'chars') + ' \u201c' + bad.join('\u201d, \u201c') + '\u201d';
+    } else if (rows().some(function (row) { return row.getAttribute('data-name') === value; })) {
+      problem = text(form, 'taken');
+    } else if (limit && $('#key-rows') && rows().length >= limit) {
+      problem = text(form, 'limit');
+    }
+    var message = problem || (value ? text(form, 'ok') : '');
+    if (out && out.textContent !== message) { out.textContent = message; }
+    if (out) { out.className = 'check' + (problem ? ' is-bad' : (value ? ' is-ok' : '')); }
+    if (problem) { input.setAttribute('aria-invalid', 'true'); } else if (value) { input.removeAttribute('aria-invalid'); }
+    return !problem;
+  }
+
+  document.addEventListener('input', function (event) {
+    var form = event.target.form;
+    if (event.target.name === 'name' && form && form.hasAttribute('data-name-check')) {
+      checkName(form, false);
+    } else if (form && form.id === 'key-filter') {
+      applyFilter();
+    }
+  });
+  document.addEventListener('change', function (event) {
+    if (event.target.form && event.target.form.id === 'key-filter') { applyFilter(); }
+  });
+
+  /* htmx asks before every request: stop a create whose name we already know is refused. */
+  document.addEventListener('htmx:confirm', function (event) {
+    var form = event.detail.elt;
+    if (form.hasAttribute && form.hasAttribute('data-name-check') && !checkName(form, true)) {
+      event.preventDefault();
+      form.elements.name.focus();
+    }
+  });
+
+  /* --- Delete: our own <dialog>; the row's form has hx-trigger="confirmed" --- */
+
+  var pendingDelete = null;
+
+  document.addEventListener('submit', function (event) {
+    var form = event.target;
+    if (form.id === 'key-filter') {
+      event.preventDefault();
+      applyFilter();
+      return;
+    }
+    var dialog = $('#delete-dialog');
+    // Without htmx or <dialog>, the form posts and the server asks on a confirmation page.
+    if (!form.hasAttribute('data-confirm-delete') || !window.htmx || !dialog || !dialog.showModal) { return; }
+    event.preventDefault();
+    pendingDelete = form;
+    $('[data-dialog-key-name]', dialog).textContent = form.getAttribute('data-key-name');
+    dialog.returnValue = '';
+    dialog.showModal();
+  });
+
+  document.addEventListener('close', function (event) {
+    if (event.target.id !== 'delete-dialog') { return; }
+    var form = pendingDelete;
+    pendingDelete = null;
+    if (form && event.target.returnValue === 'delete' && document.body.contains(form)) {
+      window.htmx.trigger(form, 'confirmed');
+    }
+  }, true);
+
+  /* --- Focus after swaps: where the server marked it, else the next row after a row left --- */
+
+  var leaving = null;
+
+  document.addEventListener('htmx:beforeSwap', function (event) {
+    var target = event.detail.target;
+    leaving = null;
+    if (target && target.matches && target.matches('tr.key-row')) {
+      var next = target.nextElementSibling;
+      while (next && next.hidden) { next = next.nextElementSibling; }
+      if (!next) {
+        next = target.previousElementSibling;
+        while (next && next.hidden) { next = next.previousElementSibling; }
+      }
+      leaving = { id: target.id, next: next && next.id };
+    }
+  });
+
+  document.addEventListener('htmx:afterRequest', function () {
+    refresh();
+    var gone = leaving;
+    leaving = null;
+    if (focusMarked() || !gone || document.getElementById(gone.id)) { return; }
+    var next = gone.next && document.getElementById(gone.next);
+    var target = (next && $('a, button', next)) || $('#keys-heading');
+    if (target) { target.focus(); }
+  });
+
+  document.addEventListener('htmx:sendError', function () {
+    notify(text($('#notices'), 'offline'), 'error');
+  });
+  document.addEventListener('htmx:responseError', function () {
+    notify(text($('#notices'), 'failed'), 'error');
+  });
+
+  /* --- Copy buttons and the secret panel --- */
+
+  function selectContents(el) {
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  function copy(value) {
+    if (!navigator.clipboard || !window.isSecureContext) {
+      return Promise.reject(new Error('clipboard unavailable'));
+    }
+    return navigator.clipboard.writeText(value);
+  }
+
+  function copied(button) {
+    announce(text($('#live'), 'copied'));
+    button.classList.add('is-copied');
+    window.setTimeout(function () { button.classList.remove('is-copied'); }, 2000);
+  }
+
+  function removeSecret(panel) {
+    var note = document.createElement('p');
+    note.className = 'hint';
+    note.textContent = text($('#live'), 'removed');
+    panel.replaceWith(note);
+  }
+
+  document.addEventListener('click', function (event) {
+    var button = event.target.closest('button, a');
+    if (!button) { return; }
+
+    if (button.hasAttribute('data-copy')) {
+      copy(button.getAttribute('data-copy')).then(function () { copied(button); }, function () {
+        var code = $('code', button.parentNode);
+        if (code) {
+          code.classList.add('is-full');
+          selectContents(code);
+        }
+        announce(text($('#live'), 'copy-failed'));
+      });
+    } else if (button.hasAttribute('data-copy-secret')) {
+      var value = document.getElementById(button.getAttribute('data-copy-secret'));
+      var panel = button.closest('[data-secret-panel]');
+      if (!value || !panel) { return; }
+      copy(value.textContent.trim()).then(function () { copied(button); }, function () {
+        // Clipboard refused (permission, insecure context): show, select, and say what to press.
+        $('details', panel).open = true;
+        selectContents(value);
+        $('[data-copy-fallback]', panel).hidden = false;
+        announce(text($('#live'), 'copy-failed'));
+      });
+    } else if (button.hasAttribute('data-dismiss-secret')) {
+      var stored = button.closest('[data-secret-panel]');
+      if (stored) { stored.remove(); }
+      announce(text($('#live'), 'removed'));
+      var next = $('#id_name') || $('#main');
+      if (next) { next.focus(); }
+    } else if (button.hasAttribute('data-dismiss-notice')) {
+      button.closest('.notice').remove();
+    } else if (button.hasAttribute('data-clear-filter')) {
+      var filter = $('#key-filter');
+      if (!filter) { return; }
+      event.preventDefault();
+      filter.elements.q.value = '';
+      filter.elements.status.value = '';
+      applyFilter();
+      filter.elements.q.focus();
+    }
+  });
+
+  /* The secret must not outlive the page: not in the back/forward cache, not on return. */
+  window.addEventListener('pagehide', function () { $$('[data-secret-panel]').forEach(removeSecret); });
+  window.addEventListener('pageshow', function (event) {
+    if (event.persisted) { $$('[data-secret-panel]').forEach(removeSecret); }
+  });
+
+  refresh();
+  focusMarked();
+}());

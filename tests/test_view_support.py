@@ -1,0 +1,69 @@
+"""Helpers for the view tests (no tests here): a staff member, an App Services connection, keys.
+
+Plain functions rather than fixtures, so each view test file imports what it uses.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+HTMX = {"HX-Request": "true"}
+SIGNIN_URL = "/appservices/sign-in/"
+KEYS_URL = "/keys/"
+CREATE_URL = "/keys/new/"
+
+
+def sign_in_staff(client, name: str = "Sam Support") -> None:
+    user = get_user_model().objects.create_user(username=f"dev:{name}", first_name=name)
+    client.force_login(user)
+
+
+def connect(client, credentials: tuple[str, str]) -> None:
+    """Sign the staff client in to App Services with email and password, through the view."""
+    email, password = credentials
+    response = client.post(
+        SIGNIN_URL, {"provider": "local-userpass", "email": email, "password": password}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert response["Location"] == reverse("keyadmin:keys")
+
+
+def connected(client, credentials: tuple[str, str]):
+    sign_in_staff(client)
+    connect(client, credentials)
+    return client
+
+
+def connected_anonymously(client, emulator) -> None:
+    """A staff client connected to App Services as an anonymous user (who cannot have keys)."""
+    sign_in_staff(client)
+    assert client.post(SIGNIN_URL, {"provider": "anon-user"}).status_code == 302
+    emulator.reset_stats()
+
+
+def connected_with_key(client, emulator, credentials, name: str = "ci-runner") -> str:
+    """A connected staff client whose user has one key; upstream counts start at zero."""
+    connected(client, credentials)
+    key_id = create_key(client, name)
+    emulator.reset_stats()
+    return key_id
+
+
+def create_key(client, name: str) -> str:
+    """Create a key through the htmx create view; return its id."""
+    response = client.post(CREATE_URL, {"name": name}, headers=HTMX)
+    assert response.status_code == 200
+    found = re.search(r'id="key-([0-9a-f]{24})"', response.content.decode())
+    assert found, response.content.decode()[:2000]
+    return found.group(1)
+
+
+def key_url(key_id: str, action: str = "") -> str:
+    return f"/keys/{key_id}/{action + '/' if action else ''}"
+
+
+def row_post(key_id: str, name: str, disabled: bool = False, **extra) -> dict:
+    return {"name": name, "disabled": "true" if disabled else "false", **extra}
