@@ -136,6 +136,15 @@ def _point_keyadmin_at_emulator(request, settings):
     emulator.set_latency(0)
 
 
+@pytest.fixture(autouse=True)
+def _staff_sso(request, settings):
+    """Tests marked `staff_sso` run with the test SSO issuer, so staff hold real roles."""
+    if request.node.get_closest_marker("staff_sso"):
+        from tests.sso.staff import configure
+
+        configure(settings)
+
+
 @pytest.fixture
 def user_credentials(emulator) -> tuple[str, str]:
     """A fresh App Services user (email, password) with no keys."""

@@ -10,11 +10,14 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.db import connection
 from django.urls import reverse
+
+from tests.sso.staff import provision_staff
+
+pytestmark = pytest.mark.staff_sso
 
 SECRET_IN_PANEL = re.compile(r'<code id="secret-value-[0-9a-f]{24}"[^>]*>([^<]+)</code>')
 VERBOSE_LOGGERS = ("keyadmin", "requests", "urllib3", "django", "django.request")
@@ -22,8 +25,7 @@ VERBOSE_LOGGERS = ("keyadmin", "requests", "urllib3", "django", "django.request"
 
 @pytest.fixture
 def signed_in(client, emulator, user_credentials):
-    user = get_user_model().objects.create_user(username="dev:Leak Auditor")
-    client.force_login(user)
+    provision_staff(client, name="Leak Auditor")
     email, password = user_credentials
     response = client.post(
         reverse("keyadmin:appservices-signin"),

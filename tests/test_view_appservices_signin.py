@@ -11,7 +11,7 @@ from tests.test_view_support import (
     sign_in_staff,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def test_it_shows_the_ways_to_sign_in_and_the_app(client, emulator):
@@ -70,7 +70,7 @@ def test_it_opens_an_api_key_session_that_cannot_manage_keys(client, emulator, u
     secret = response.content.decode().split('class="secret-value" translate="no">')[1]
     secret = secret.split("<")[0]
     client.logout()
-    sign_in_staff(client, "Alex")
+    sign_in_staff(client, name="Alex")
 
     response = client.post(SIGNIN_URL, {"provider": "api-key", "key": secret})
     emulator.reset_stats()

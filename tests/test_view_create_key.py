@@ -16,7 +16,7 @@ from tests.test_view_support import (
     create_key,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def secret_in(html: str) -> str:

@@ -11,7 +11,7 @@ from tests.test_view_support import (
     row_post,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 @pytest.fixture

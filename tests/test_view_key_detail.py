@@ -9,7 +9,7 @@ from tests.test_view_support import (
     key_url,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def test_it_shows_one_key_fetched_by_id(client, emulator, user_credentials):

@@ -14,7 +14,7 @@ from tests.test_view_support import (
     sign_in_staff,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def hidden(html: str, element_id: str) -> bool:

@@ -5,14 +5,12 @@ from django.contrib.sessions.models import Session
 
 from tests.test_view_support import KEYS_URL, connected
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 URL = "/sign-out/"
 
 
-def test_it_revokes_flushes_and_clears_the_browser(client, emulator, user_credentials, settings):
-    settings.DEBUG = True
-    settings.KEYADMIN_SSO = "dev"
+def test_it_revokes_flushes_and_clears_the_browser(client, emulator, user_credentials):
     connected(client, user_credentials)
     emulator.reset_stats()
 
@@ -24,7 +22,7 @@ def test_it_revokes_flushes_and_clears_the_browser(client, emulator, user_creden
     assert "You are signed out" in response.content.decode()
     assert emulator.request_count("session_logout") == 1
     assert not Session.objects.exists()
-    assert client.get(KEYS_URL)["Location"] == "/sign-in/"
+    assert client.get(KEYS_URL)["Location"].startswith("/oidc/authenticate/")
 
 
 def test_it_signs_out_even_when_app_services_is_down(client, emulator, user_credentials):

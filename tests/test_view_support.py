@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 
-from django.contrib.auth import get_user_model
 from django.urls import reverse
+
+from tests.sso.staff import provision_staff
 
 HTMX = {"HX-Request": "true"}
 SIGNIN_URL = "/appservices/sign-in/"
@@ -16,9 +17,9 @@ KEYS_URL = "/keys/"
 CREATE_URL = "/keys/new/"
 
 
-def sign_in_staff(client, name: str = "Sam Support") -> None:
-    user = get_user_model().objects.create_user(username=f"dev:{name}", first_name=name)
-    client.force_login(user)
+def sign_in_staff(client, *roles: str, name: str = "Sam Support") -> None:
+    """Sign `client` in as a staff member with `roles` (all by default); needs `staff_sso`."""
+    provision_staff(client, *roles, name=name)
 
 
 def connect(client, credentials: tuple[str, str]) -> None:

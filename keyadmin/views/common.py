@@ -15,7 +15,7 @@ from functools import wraps
 from django.http import HttpRequest, HttpResponse
 from django_htmx.middleware import HtmxDetails
 
-from keyadmin import appservices
+from keyadmin import appservices, audit
 from keyadmin.connection import Connection, session_ended
 
 logger = logging.getLogger("keyadmin.views")
@@ -32,12 +32,15 @@ Failure = Callable[..., HttpResponse]
 NAME_ERRORS = (appservices.InvalidKeyName, appservices.KeyNameTaken, appservices.KeyLimitReached)
 
 
-def upstream_errors(on_failure: Failure) -> Callable[[Failure], Failure]:
+def upstream_errors(
+    on_failure: Failure, audit_action: str | None = None
+) -> Callable[[Failure], Failure]:
     """Answer an `AppServicesError` in place instead of a 500 page.
 
     A 401 ends the App Services session (back to its sign-in, `HX-Redirect` for htmx); any other
     error goes to `on_failure(request, error, *args, **kwargs)`, which renders it where the action
-    was. Logged with the error class and status only: never a token, secret or key name.
+    was. Logged with the error class and status only: never a token, secret or key name. With
+    `audit_action`, every failure is also appended to the audit trail.
     """
 
     def decorator(view: Failure) -> Failure:
@@ -45,10 +48,18 @@ def upstream_errors(on_failure: Failure) -> Callable[[Failure], Failure]:
         def wrapper(request: HtmxHttpRequest, *args, **kwargs) -> HttpResponse:
             try:
                 return view(request, *args, **kwargs)
-            except appservices.SessionEnded:
-                logger.warning("%s: App Services session ended (401)", view.__name__)
-                return session_ended(request)
             except appservices.AppServicesError as error:
+                if audit_action:
+                    audit.record_error(
+                        request,
+                        audit_action,
+                        error,
+                        key_id=kwargs.get("key_id"),
+                        key_name=request.POST.get("name"),
+                    )
+                if isinstance(error, appservices.SessionEnded):
+                    logger.warning("%s: App Services session ended (401)", view.__name__)
+                    return session_ended(request)
                 logger.warning(
                     "%s: %s (status %s, %s)",
                     view.__name__,

@@ -15,11 +15,12 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from keyadmin import appservices
+from keyadmin import appservices, audit
 from keyadmin.appservices import MAX_KEYS_PER_USER, ApiKey
 from keyadmin.connection import appservices_required
 from keyadmin.forms import CreateKeyForm, KeyFilterForm, posted_key_name
 from keyadmin.identity import staff_required
+from keyadmin.roles import OPERATOR, VIEWER, role_required
 from keyadmin.views.common import (
     NAME_ERRORS,
     HtmxHttpRequest,
@@ -79,6 +80,7 @@ def _keys_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) 
 
 @require_GET
 @staff_required
+@role_required(VIEWER)
 @appservices_required
 @vary_on_headers("HX-Request")
 @upstream_errors(_keys_failed)
@@ -122,8 +124,9 @@ def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError
 @require_POST
 @never_cache
 @staff_required
+@role_required(OPERATOR)
 @appservices_required
-@upstream_errors(_create_failed)
+@upstream_errors(_create_failed, "create")
 @sensitive_variables()
 def create_key(request: HtmxHttpRequest) -> HttpResponse:
     # The answer is the only place the secret ever exists on our side: no redirect, no session,
@@ -133,6 +136,7 @@ def create_key(request: HtmxHttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _render_create_form(request, form)
     new_key = session.create_api_key(form.cleaned_data["name"])
+    audit.record(request, "create", audit.OK, key_id=new_key.id, key_name=new_key.name)
     context = {"key": new_key, "create_form": CreateKeyForm(), "max_keys": MAX_KEYS_PER_USER}
     if request.htmx:
         return render(request, f"{KEYS}#created", context)
@@ -170,6 +174,8 @@ def _set_disabled(request: HtmxHttpRequest, key_id: str, *, disabled: bool) -> H
         session.enable_api_key(key_id)
         notice = _("Key “%(key)s” enabled: it can sign in again.")
     key = _posted_key(request, key_id, disabled=disabled)
+    action = "disable" if disabled else "enable"
+    audit.record(request, action, audit.OK, key_id=key_id, key_name=key.name)
     notice %= {"key": _label(key)}
     if not request.htmx:
         messages.success(request, notice)
@@ -179,24 +185,27 @@ def _set_disabled(request: HtmxHttpRequest, key_id: str, *, disabled: bool) -> H
 
 @require_POST
 @staff_required
+@role_required(OPERATOR)
 @appservices_required
-@upstream_errors(_row_failed)
+@upstream_errors(_row_failed, "enable")
 def enable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     return _set_disabled(request, key_id, disabled=False)
 
 
 @require_POST
 @staff_required
+@role_required(OPERATOR)
 @appservices_required
-@upstream_errors(_row_failed)
+@upstream_errors(_row_failed, "disable")
 def disable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     return _set_disabled(request, key_id, disabled=True)
 
 
 @require_POST
 @staff_required
+@role_required(OPERATOR)
 @appservices_required
-@upstream_errors(_row_failed)
+@upstream_errors(_row_failed, "delete")
 def delete_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     session = _manageable(request)
     key = _posted_key(request, key_id)
@@ -204,6 +213,7 @@ def delete_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
         # Without JavaScript there is no dialog: this page asks, and its form posts confirm=1.
         return render(request, "keyadmin/delete-confirm.html", {"key": key})
     session.delete_api_key(key_id)
+    audit.record(request, "delete", audit.OK, key_id=key_id, key_name=key.name)
     notice = _("Key “%(key)s” deleted.") % {"key": _label(key)}
     if not request.htmx:
         messages.success(request, notice)
@@ -225,6 +235,7 @@ def _detail_failed(
 
 @require_GET
 @staff_required
+@role_required(VIEWER)
 @appservices_required
 @upstream_errors(_detail_failed)
 def key_detail(request: HtmxHttpRequest, key_id: str) -> HttpResponse:

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from keyadmin import appservices
+from keyadmin import appservices, audit
 from keyadmin.connection import connect, disconnect
 from keyadmin.forms import SIGN_IN_FORMS, EmailPasswordForm, StaffSignInForm
 from keyadmin.identity import (
@@ -21,6 +21,7 @@ from keyadmin.identity import (
     signout_url,
     staff_required,
 )
+from keyadmin.roles import VIEWER, role_required
 from keyadmin.views.common import HtmxHttpRequest, upstream_errors
 
 
@@ -80,7 +81,8 @@ def _signin_failed(request: HtmxHttpRequest, error: appservices.AppServicesError
 @require_http_methods(["GET", "POST"])
 @never_cache
 @staff_required
-@upstream_errors(_signin_failed)
+@role_required(VIEWER)
+@upstream_errors(_signin_failed, "appservices-signin")
 @sensitive_variables()
 def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
@@ -89,6 +91,7 @@ def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _render_signin(request, form)
     connection = connect(request, form.provider, form.credentials())
+    audit.record(request, "appservices-signin", audit.OK, detail=form.provider)
     messages.success(
         request, _("Connected to App Services as %(who)s.") % {"who": connection.label}
     )
@@ -98,6 +101,7 @@ def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 @staff_required
 def appservices_signout(request: HtmxHttpRequest) -> HttpResponse:
+    audit.record(request, "appservices-signout", audit.OK)  # while the user id is still known
     disconnect(request)
     messages.info(request, _("Disconnected from App Services. Connect to another user below."))
     return redirect("keyadmin:appservices-signin")

@@ -1,9 +1,8 @@
-"""`as_staff`: sign a test client in as a staff member holding exactly the given roles.
+"""Staff members for tests, provisioned through the real code (`keyadmin.sso.staff.provision`).
 
-For view tests that are about something else than signing in. It configures an SSO issuer whose
-groups map one-to-one to the roles, provisions the staff member through the real code
-(`keyadmin.sso.staff.provision`) and logs the client in, so `role_required` and the context flags
-behave as in production. Needs pytest-django's `settings` fixture (restored after the test).
+`configure(settings)` sets up an SSO issuer whose groups map one-to-one to the roles;
+`provision_staff(client, *roles)` logs a client in as a staff member holding those roles, so
+`role_required` and the template flags behave as in production. `as_staff` does both.
 """
 
 from __future__ import annotations
@@ -16,23 +15,39 @@ TEST_ISSUER = "https://sso.test.invalid"
 ALLOWED = "keyadmin-test-staff"
 
 
-def as_staff(client, settings, *roles: str, name: str = "Sam Support"):
-    """Log `client` in as `name` with `roles` (all three when none are given); return the user."""
-    roles = roles or ROLES
+def configure(settings) -> None:
+    """Point pytest-django's `settings` at the test issuer (restored after the test)."""
     settings.KEYADMIN_SSO = "oidc"  # a login-based mode: the session itself carries the identity
     settings.KEYADMIN_OIDC_ISSUER = TEST_ISSUER
     settings.KEYADMIN_SSO_ALLOWED_GROUPS = [ALLOWED]
     settings.KEYADMIN_ROLE_GROUPS_VIEWER = ["role-viewer"]
     settings.KEYADMIN_ROLE_GROUPS_OPERATOR = ["role-operator"]
     settings.KEYADMIN_ROLE_GROUPS_AUDITOR = ["role-auditor"]
+
+
+def staff_user(*roles: str, name: str = "Sam Support"):
+    """A provisioned staff user holding `roles` (all three when none are given)."""
+    roles = roles or ROLES
     subject = "sub-" + "-".join(name.lower().split())
-    identity = Identity(
-        issuer=TEST_ISSUER,
-        subject=subject,
-        name=name,
-        email=f"{subject}@example.com",
-        groups=(ALLOWED, *(f"role-{role}" for role in roles)),
+    return provision(
+        Identity(
+            issuer=TEST_ISSUER,
+            subject=subject,
+            name=name,
+            email=f"{subject}@example.com",
+            groups=(ALLOWED, *(f"role-{role}" for role in roles)),
+        )
     )
-    user = provision(identity)
+
+
+def provision_staff(client, *roles: str, name: str = "Sam Support"):
+    """Log `client` in as `name` with `roles`; needs `configure(settings)` first."""
+    user = staff_user(*roles, name=name)
     client.force_login(user)
     return user
+
+
+def as_staff(client, settings, *roles: str, name: str = "Sam Support"):
+    """Log `client` in as `name` with `roles` (all three when none are given); return the user."""
+    configure(settings)
+    return provision_staff(client, *roles, name=name)
