@@ -248,7 +248,8 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = envbool("KEYADMIN_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = False
+# Preload is a promise to browsers that the whole domain is https-only; off only by choice.
+SECURE_HSTS_PRELOAD = envbool("KEYADMIN_HSTS_PRELOAD", not DEBUG)
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
