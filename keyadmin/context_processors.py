@@ -12,6 +12,9 @@ def keyadmin(request: HttpRequest) -> dict:
     return {
         "dev_sign_in": identity.dev_sign_in_enabled(),
         "staff_name": identity.display_name(request.user) if signed_in else "",
-        "connection": get_connection(request) if signed_in else None,
+        # Views behind appservices_required already decrypted it; do not do it twice.
+        "connection": (getattr(request, "connection", None) or get_connection(request))
+        if signed_in
+        else None,
         "app_id": settings.APPSERVICES_APP_ID,
     }
