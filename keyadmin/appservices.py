@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -45,7 +46,7 @@ _CLIENT_ROOT = "/api/client/v2.0"
 class AppServicesError(Exception):
     """A call to App Services failed; `message` is fit to show a support engineer."""
 
-    default_message = "App Services could not complete the request."
+    default_message = gettext_noop("App Services could not complete the request.")
 
     def __init__(
         self,
@@ -71,74 +72,86 @@ class AppServicesError(Exception):
 
 
 class SessionEnded(AppServicesError):
-    default_message = "The App Services session has ended. Sign in to App Services again."
+    default_message = gettext_noop(
+        "The App Services session has ended. Sign in to App Services again."
+    )
 
 
 class BadCredentials(AppServicesError):
-    default_message = "App Services did not accept those credentials."
+    default_message = gettext_noop("App Services did not accept those credentials.")
 
 
 class NotAllowed(AppServicesError):
-    default_message = (
+    default_message = gettext_noop(
         "App Services does not let this session manage API keys. Sessions opened anonymously "
         "or with an API key cannot manage keys; sign in with email and password."
     )
 
 
 class KeyNotFound(AppServicesError):
-    default_message = "This API key no longer exists. It may have been deleted elsewhere."
+    default_message = gettext_noop(
+        "This API key no longer exists. It may have been deleted elsewhere."
+    )
 
 
 class InvalidKeyName(AppServicesError):
-    default_message = (
+    default_message = gettext_noop(
         "A key name can only contain ASCII letters, digits, underscores (_) and hyphens (-)."
     )
 
 
 class KeyNameTaken(AppServicesError):
-    default_message = "This user already has a key with that name. Choose another name."
+    default_message = gettext_noop(
+        "This user already has a key with that name. Choose another name."
+    )
 
 
 class KeyLimitReached(AppServicesError):
-    default_message = (
+    default_message = gettext_noop(
         "This user already has 20 API keys, the most App Services allows. "
         "Delete a key before creating another."
     )
 
 
 class RequestRejected(AppServicesError):
-    default_message = "App Services refused the request."
+    default_message = gettext_noop("App Services refused the request.")
 
 
 class UpstreamUnavailable(AppServicesError):
-    default_message = "App Services is not answering right now. Try again in a moment."
+    default_message = gettext_noop(
+        "App Services is not answering right now. Try again in a moment."
+    )
 
 
 class UpstreamUnreachable(UpstreamUnavailable):
     """No connection could be made, so the request cannot have reached App Services."""
 
-    default_message = "keyadmin could not reach App Services. Check that it is up, then retry."
+    default_message = gettext_noop(
+        "keyadmin could not reach App Services. Check that it is up, then retry."
+    )
 
 
 class CreateOutcomeUnknown(UpstreamUnavailable):
     """The create request went out but its answer was lost: the key may exist."""
 
-    default_message = (
+    default_message = gettext_noop(
         "App Services may have created the key, but its answer was lost, so the secret cannot "
         "be shown. Check the list: if the key is there, delete it and create a new one."
     )
 
 
 class UpstreamGarbage(AppServicesError):
-    default_message = "App Services sent an answer keyadmin cannot read. Try again in a moment."
+    default_message = gettext_noop(
+        "App Services sent an answer keyadmin cannot read. Try again in a moment."
+    )
 
 
 class InvalidKeyId(AppServicesError, ValueError):
-    default_message = "That is not an API key id (24 lower-case hexadecimal digits)."
+    default_message = gettext_noop("That is not an API key id (24 lower-case hexadecimal digits).")
 
 
 class HostNotAllowed(AppServicesError):
-    default_message = (
+    default_message = gettext_noop(
         "App Services asked keyadmin to send credentials to a host that is not allowed "
         "(APPSERVICES_ALLOWED_HOSTS)."
     )
@@ -380,7 +393,7 @@ def _error_for(
         )
     if status == 401:
         return BadCredentials(**where) if login else SessionEnded(**where)
-    if status == 403:
+    if status == 403 and not login:  # a refused sign-in is not about managing keys
         return NotAllowed(**where)
     if status == 404 and code == "APIKeyNotFound":
         return KeyNotFound(**where)
@@ -466,6 +479,16 @@ class AppServices:
         with _locations_lock:
             _locations[cache_key] = hostname
         return hostname
+
+    def check_location(self) -> str:
+        """Ask where this app lives now, past the cache, without a retry (readiness checks)."""
+        data = _call(
+            "GET",
+            check_origin(self.base_url),
+            f"{self._app_path}/location",
+            route="GET /app/{app}/location",
+        )
+        return check_origin(_expect(data, "hostname")["hostname"].rstrip("/"))
 
     @sensitive_variables()
     def login(self, provider: str, credentials: dict[str, str]) -> Tokens:
@@ -590,6 +613,8 @@ class UserSession:
         except UpstreamUnreachable:
             raise
         except UpstreamUnavailable as exc:
+            if exc.status == 429:
+                raise  # refused by rate limiting before any work: nothing was created
             raise CreateOutcomeUnknown(
                 status=exc.status, error_code=exc.error_code, method="POST", path=route
             ) from None

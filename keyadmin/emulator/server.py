@@ -30,7 +30,7 @@ from keyadmin.emulator.wire import ApiError, Request, Response
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-WILDCARD_HOSTS = ("", "0.0.0.0", "::")  # noqa: S104 - names the wildcard, binds nothing
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")  # noqa: S104  # nosec B104 - names the wildcard, binds nothing
 
 
 class BadFraming(Exception):

@@ -1,10 +1,14 @@
 """The keys page and the actions on a key: list, create, enable, disable, delete, detail.
 
 Every action costs exactly one App Services request. Enable, disable and delete answer with no
-body, so the row is rendered from what the request just established, never re-read.
+body, so the row is rendered from what the request just established, never re-read. The one
+exception is a create whose answer was lost: one list request then says whether the key exists.
 """
 
 from __future__ import annotations
+
+import logging
+import time
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -30,6 +34,13 @@ from keyadmin.views.common import (
 )
 
 KEYS = "keyadmin/keys.html"
+
+logger = logging.getLogger("keyadmin.views")
+
+# A key with the asked name whose id says it was made this many seconds before our create was
+# sent is not ours: the name was taken already (a lost 409 looks like any lost answer). Small on
+# purpose: too small only leaves an orphan unnamed, too large would offer to delete a live key.
+ORPHAN_CLOCK_SLACK = 5
 
 
 def _manageable(request: HtmxHttpRequest) -> appservices.UserSession:
@@ -94,21 +105,106 @@ def keys(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _render_create_form(
-    request: HtmxHttpRequest, form: CreateKeyForm, error=None, status: int = 200
+    request: HtmxHttpRequest,
+    form: CreateKeyForm,
+    error=None,
+    status: int = 200,
+    *,
+    notice: str = "",
+    lost_key: ApiKey | None = None,
 ) -> HttpResponse:
-    # A lost create answer is not retried blindly: the key may exist, so offer to re-read the list.
-    outcome_unknown = isinstance(error, appservices.CreateOutcomeUnknown)
+    # A lost create answer is never retried blindly. `lost_key`: the list shows the key, whose
+    # secret is gone; `notice`: the list shows no such key (the form may be sent again). Neither
+    # (the list could not be read either): the key may exist, so offer to re-read the list.
+    outcome_unknown = isinstance(error, appservices.CreateOutcomeUnknown) and not notice
     transient = isinstance(error, appservices.UpstreamUnavailable | appservices.UpstreamGarbage)
     context = {
         "create_form": form,
         "create_error": error,
+        "create_notice": notice,
+        "lost_key": lost_key,
         "outcome_unknown": outcome_unknown,
         "can_retry": transient and not outcome_unknown,
         "max_keys": MAX_KEYS_PER_USER,
     }
     if request.htmx:
-        return render(request, f"{KEYS}#create-form", context)
+        template = f"{KEYS}#create-lost" if lost_key else f"{KEYS}#create-form"
+        return render(request, template, context)
     return render(request, "keyadmin/create.html", context, status=status)
+
+
+def _clock() -> float:
+    return time.time()
+
+
+def _lost_create(
+    request: HtmxHttpRequest,
+    session: appservices.UserSession,
+    form: CreateKeyForm,
+    error: appservices.CreateOutcomeUnknown,
+    asked_at: float,
+) -> HttpResponse:
+    """The create went out but no usable answer came back: find out with ONE list request.
+
+    keyadmin knows the name it asked for. If a key of that name exists, App Services made it and
+    its secret is lost for good: say so and offer to delete it. If none exists, the form can be
+    sent again. If the list fails as well, keep saying the key may exist. Never a second create.
+    """
+    name = form.cleaned_data["name"]
+    try:
+        found = next((key for key in session.list_api_keys() if key.name == name), None)
+    except appservices.AppServicesError as list_error:
+        logger.warning(
+            "create_key: %s (status %s, %s); the list to look for the key failed: %s (status %s)",
+            type(error).__name__,
+            error.status,
+            error.path,
+            type(list_error).__name__,
+            list_error.status,
+        )
+        audit.record_error(request, "create", error, key_name=name)
+        return _render_create_form(request, form, error)
+    # A key older than this request had the name already: this request made nothing.
+    taken_before = found is not None and found.created.timestamp() < asked_at - ORPHAN_CLOCK_SLACK
+    if taken_before:
+        outcome = "name taken before"
+    elif found is not None:
+        outcome = "key exists, secret lost"
+    else:
+        outcome = "no key with that name"
+    logger.warning(
+        "create_key: %s (status %s, %s); one list request: %s",
+        type(error).__name__,
+        error.status,
+        error.path,
+        outcome,
+    )
+    audit.record(
+        request,
+        "create",
+        audit.FAILED,
+        status=error.status,
+        key_id=found.id if found else None,
+        key_name=name,
+        detail=f"{type(error).__name__}: {outcome}",
+    )
+    if taken_before:
+        form.add_error("name", appservices.KeyNameTaken().message)
+        return _render_create_form(request, form)
+    if found is not None:
+        return _render_create_form(request, form, lost_key=found)
+    if error.status is None:
+        # No answer at all (timeout, connection lost): the request may still be on its way.
+        notice = _(
+            "App Services has no key named “%(name)s” (checked just now), so it was most likely "
+            "not created. The name is kept: press “Create key” to try again."
+        )
+    else:
+        notice = _(
+            "App Services has no key named “%(name)s”: the key was not created. "
+            "The name is kept: press “Create key” to try again."
+        )
+    return _render_create_form(request, form, error, notice=notice % {"name": name})
 
 
 def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) -> HttpResponse:
@@ -135,7 +231,11 @@ def create_key(request: HtmxHttpRequest) -> HttpResponse:
     form = CreateKeyForm(request.POST)
     if not form.is_valid():
         return _render_create_form(request, form)
-    new_key = session.create_api_key(form.cleaned_data["name"])
+    asked_at = _clock()
+    try:
+        new_key = session.create_api_key(form.cleaned_data["name"])
+    except appservices.CreateOutcomeUnknown as error:
+        return _lost_create(request, session, form, error, asked_at)
     audit.record(request, "create", audit.OK, key_id=new_key.id, key_name=new_key.name)
     context = {"key": new_key, "create_form": CreateKeyForm(), "max_keys": MAX_KEYS_PER_USER}
     if request.htmx:
@@ -230,7 +330,8 @@ def _detail_failed(
     # Retrying cannot bring back a missing key or change what this session may do.
     can_retry = not isinstance(error, appservices.KeyNotFound | appservices.NotAllowed)
     context = {"key_id": key_id, "error": error, "can_retry": can_retry}
-    return render(request, "keyadmin/key-detail.html", context, status=page_status(error))
+    status = answer_status(request, page_status(error))
+    return render(request, "keyadmin/key-detail.html", context, status=status)
 
 
 @require_GET

@@ -72,6 +72,12 @@
   }
 
   function refresh() {
+    // A lost-create notice leaves with its key's row (deleted from the notice or from the row).
+    if ($('#key-rows')) {
+      $$('[data-lost-key]').forEach(function (notice) {
+        if (!document.getElementById('key-' + notice.getAttribute('data-lost-key'))) { notice.remove(); }
+      });
+    }
     var count = $('#key-count');
     if (!count) { return; }
     var n = rows().length;
@@ -166,6 +172,16 @@
       window.htmx.trigger(form, 'confirmed');
     }
   }, true);
+
+  /* A key row that arrives out of band (after a create) replaces one already shown for that key. */
+  document.addEventListener('htmx:oobBeforeSwap', function (event) {
+    var fragment = event.detail.fragment;
+    if (!fragment || !fragment.querySelectorAll) { return; }
+    $$('tr.key-row[id]', fragment).forEach(function (row) {
+      var shown = document.getElementById(row.id);
+      if (shown) { shown.remove(); }
+    });
+  });
 
   /* --- Focus after swaps: where the server marked it, else the next row after a row left --- */
 

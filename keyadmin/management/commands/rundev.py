@@ -78,7 +78,7 @@ class Command(BaseCommand):
             if server.poll() is not None:
                 raise CommandError("the local App Services server did not start (see above)")
             try:
-                urllib.request.urlopen(f"{base_url}/_emulator/stats", timeout=1)  # noqa: S310
+                urllib.request.urlopen(f"{base_url}/_emulator/stats", timeout=1)  # noqa: S310  # nosec B310 - loopback, checked above
                 return
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.1)

@@ -1,0 +1,19 @@
+"""What Django's error reports (ADMINS e-mails, the DEBUG page) may show.
+
+Django's `SafeExceptionReporterFilter` already hides settings and request META entries whose
+names look secret, the session cookie, POST data marked `sensitive_post_parameters` and local
+variables marked `sensitive_variables` (and of every frame they call). It does not hide the CSRF
+secret Django keeps in `request.META["CSRF_COOKIE"]`, nor other cookies by name: this does.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.views.debug import SafeExceptionReporterFilter
+
+
+class ReporterFilter(SafeExceptionReporterFilter):
+    hidden_settings = re.compile(
+        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|COOKIE|CSRF|SESSION", flags=re.IGNORECASE
+    )
