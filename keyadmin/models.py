@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Staff(models.Model):
@@ -53,9 +54,9 @@ class AuditEvent(models.Model):
     """One thing a staff member did or was refused. Never holds a secret, token or body."""
 
     class Outcome(models.TextChoices):
-        OK = "ok"
-        FAILED = "failed"
-        DENIED = "denied"
+        OK = "ok", _("OK")
+        FAILED = "failed", _("Failed")
+        DENIED = "denied", _("Denied")
 
     ACTIONS = (
         "signin",

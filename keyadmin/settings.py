@@ -54,8 +54,21 @@ def envsecret(name: str) -> str | None:
     """A secret from NAME, or from the file NAME_FILE names (Docker/systemd credentials)."""
     path = os.environ.get(f"{name}_FILE")
     if path:
-        return Path(path).read_text().strip()
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"{name}_FILE={path!r} cannot be read: {exc.strerror or type(exc).__name__}"
+            ) from None
     return os.environ.get(name)
+
+
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip()
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
 DEBUG = envbool("KEYADMIN_DEBUG", False)
@@ -63,18 +76,44 @@ DEBUG = envbool("KEYADMIN_DEBUG", False)
 SECRET_KEY = envsecret("KEYADMIN_SECRET_KEY")
 if not SECRET_KEY:
     raise ImproperlyConfigured("KEYADMIN_SECRET_KEY is not set (make run sets one for development)")
+if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    # Django's own bar (check --deploy, security.W009), enforced: sessions and CSRF rest on it.
+    raise ImproperlyConfigured(
+        "KEYADMIN_SECRET_KEY is too weak: use 50 or more random characters, e.g. "
+        'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
 
 # Encrypts the App Services tokens kept in the session (a Fernet key, never SECRET_KEY: a leaked
 # SECRET_KEY must not also unlock every signed-in user's refresh token).
 KEYADMIN_TOKEN_KEY = envsecret("KEYADMIN_TOKEN_KEY")
+_FERNET_HOWTO = (
+    'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+)
 if not KEYADMIN_TOKEN_KEY:
+    raise ImproperlyConfigured(f"KEYADMIN_TOKEN_KEY is not set; make one with: {_FERNET_HOWTO}")
+try:
+    from cryptography.fernet import Fernet
+
+    Fernet(KEYADMIN_TOKEN_KEY)
+except (ValueError, TypeError):
     raise ImproperlyConfigured(
-        "KEYADMIN_TOKEN_KEY is not set; make one with: "
-        'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
-    )
+        "KEYADMIN_TOKEN_KEY is not a Fernet key (32 bytes, url-safe base64, 44 characters); "
+        f"make one with: {_FERNET_HOWTO}"
+    ) from None
 
 ALLOWED_HOSTS = envlist("KEYADMIN_ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "KEYADMIN_ALLOWED_HOSTS is required without DEBUG: the host name(s) staff use to reach "
+        "keyadmin, comma-separated (e.g. keyadmin.example.com)"
+    )
 CSRF_TRUSTED_ORIGINS = envlist("KEYADMIN_CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if urlsplit(_origin).scheme not in ("http", "https") or not urlsplit(_origin).netloc:
+        raise ImproperlyConfigured(
+            "KEYADMIN_CSRF_TRUSTED_ORIGINS takes origins such as https://keyadmin.example.com, "
+            f"not {_origin!r}"
+        )
 
 # --- App Services -------------------------------------------------------------------------------
 
@@ -89,6 +128,36 @@ APPSERVICES_ALLOWED_HOSTS = envlist(
     "APPSERVICES_ALLOWED_HOSTS",
     [urlsplit(APPSERVICES_BASE_URL).hostname or "", "*.services.cloud.mongodb.com"],
 )
+
+
+def _appservices_base_url_problem(url: str, allowed_hosts: list[str]) -> str | None:
+    """What keyadmin.appservices.check_origin would refuse at the first sign-in, found now."""
+    from keyadmin.sso.config import is_loopback
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "is not a URL"
+    host = (parts.hostname or "").lower()
+    if parts.username or parts.password:
+        return "must not hold a user name or password"
+    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
+        return "must be an https URL (plain http only to this machine, e.g. the local server)"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "must be scheme://host[:port] only, without a path or query"
+    if not any(
+        host == pattern.lower() or (pattern.startswith("*.") and host.endswith(pattern[1:].lower()))
+        for pattern in allowed_hosts
+    ):
+        return "names a host that APPSERVICES_ALLOWED_HOSTS does not allow"
+    return None
+
+
+_problem = _appservices_base_url_problem(APPSERVICES_BASE_URL, APPSERVICES_ALLOWED_HOSTS)
+if _problem:
+    _shown = "" if "@" in APPSERVICES_BASE_URL else f" ({APPSERVICES_BASE_URL!r})"
+    raise ImproperlyConfigured(f"APPSERVICES_BASE_URL{_shown} {_problem}")
 
 # --- Staff identity -----------------------------------------------------------------------------
 # One source of staff identity, chosen by KEYADMIN_SSO (docs/sso.md): remote-user, assertion,
@@ -173,8 +242,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "keyadmin.middleware.request_id",
+    "keyadmin.middleware.access_log",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -220,12 +291,42 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {
-    "default": {
+# SQLite by default (one instance); PostgreSQL through DATABASE_URL (several instances share it).
+# Only these two: the audit trail's append-only trigger exists for them (migration 0002).
+DATABASE_URL = envsecret("DATABASE_URL") or ""
+_DATABASE_ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
+if DATABASE_URL:
+    import dj_database_url
+
+    try:
+        _database = dict(
+            dj_database_url.parse(
+                DATABASE_URL,
+                conn_max_age=envint("KEYADMIN_DB_CONN_MAX_AGE", 60),
+                conn_health_checks=True,  # a connection the server dropped is replaced, not used
+            )
+        )
+    except ValueError:
+        # Never the URL itself in the message: it may hold the password.
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not a database URL: use postgres://USER:PASSWORD@HOST:PORT/NAME "
+            f"(scheme {urlsplit(DATABASE_URL).scheme!r})"
+        ) from None
+    if _database.get("ENGINE") not in _DATABASE_ENGINES:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL: keyadmin runs on PostgreSQL (postgres://) or SQLite (sqlite:///), "
+            f"not {urlsplit(DATABASE_URL).scheme!r}"
+        )
+else:
+    _database = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env("KEYADMIN_SQLITE_PATH", str(BASE_DIR / "var" / "keyadmin.sqlite3")),
     }
-}
+if envint("KEYADMIN_DB_CONN_MAX_AGE", 0) < 0:
+    raise ImproperlyConfigured(
+        "KEYADMIN_DB_CONN_MAX_AGE must be 0 (close after each request) or more"
+    )
+DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Tokens live in the session, so it must be server-side (never signed cookies).
@@ -246,6 +347,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = envbool("KEYADMIN_SSL_REDIRECT", not DEBUG)
+# Health checks come from the process manager or load balancer, often over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 # Preload is a promise to browsers that the whole domain is https-only; off only by choice.
@@ -268,13 +371,23 @@ CONTENT_SECURITY_POLICY = {
 LOGIN_URL = "keyadmin:staff-signin"
 
 LANGUAGE_CODE = "en"
+# The language follows the browser (Accept-Language) unless staff pick one in the header.
+# Each language is named in itself, so it can be found by someone who does not read the other.
+LANGUAGES = [("en", "English"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = not DEBUG
+if not DEBUG:
+    LANGUAGE_COOKIE_NAME = "__Host-language"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env("KEYADMIN_STATIC_ROOT", "") or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -286,13 +399,12 @@ STORAGES = {
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {
-        "keyadmin": {"level": env("KEYADMIN_LOG_LEVEL", "INFO"), "propagate": True},
-    },
-}
+# To stderr: one line per request (keyadmin.access) and keyadmin's own events; `json` for log
+# shipping. Lines never hold tokens, cookies or secrets (keyadmin/logformat.py).
+from keyadmin import logformat  # noqa: E402
+
+KEYADMIN_LOG_LEVEL = envchoice("KEYADMIN_LOG_LEVEL", "INFO", logformat.LEVELS)
+KEYADMIN_LOG_FORMAT = envchoice("KEYADMIN_LOG_FORMAT", "plain", logformat.FORMATS)
+LOGGING = logformat.logging_config(KEYADMIN_LOG_LEVEL, KEYADMIN_LOG_FORMAT)
+# Error reports (ADMINS e-mails) hide the CSRF secret and cookies too (keyadmin/reporting.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "keyadmin.reporting.ReporterFilter"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 
-from keyadmin import views
+from keyadmin import health, views
 from keyadmin.converters import KeyIdConverter
 
 # A key id that is not 24 lower-case hex digits never reaches a view (nor App Services): 404.
@@ -30,4 +30,9 @@ urlpatterns = [
     path("", include((keyadmin_patterns, app_name))),
     path("", include("keyadmin.urls_sso")),
     path("", include("keyadmin.urls_audit")),
+    # No sign-in, no https redirect, never cached (keyadmin/health.py).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    # The language switcher in the header posts here (Django's set_language).
+    path("i18n/", include("django.conf.urls.i18n")),
 ]

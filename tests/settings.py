@@ -16,8 +16,14 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SESSION_COOKIE_NAME = "sessionid"
 CSRF_COOKIE_NAME = "csrftoken"
+LANGUAGE_COOKIE_SECURE = False
+LANGUAGE_COOKIE_NAME = "django_language"
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
-# A real file, so the leak tests can search the bytes the database actually wrote.
-DATABASES["default"]["TEST"] = {  # noqa: F405
-    "NAME": os.path.join(tempfile.gettempdir(), f"keyadmin-test-{os.getpid()}.sqlite3")
-}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A real file, so the leak tests can search the bytes the database actually wrote.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"keyadmin-test-{os.getpid()}.sqlite3")
+    }
+else:
+    # PostgreSQL (DATABASE_URL): a test database per run, so runs sharing a server never meet.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_keyadmin_{os.getpid()}"}  # noqa: F405

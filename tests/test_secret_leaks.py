@@ -4,6 +4,8 @@ requests and urllib3, then every place the server could have kept something is s
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import pickle
 import re
@@ -15,6 +17,7 @@ from django.core.cache import caches
 from django.db import connection
 from django.urls import reverse
 
+from keyadmin.logformat import JsonFormatter, PlainFormatter
 from tests.sso.staff import provision_staff
 
 pytestmark = pytest.mark.staff_sso
@@ -35,7 +38,32 @@ def signed_in(client, emulator, user_credentials):
     return client
 
 
+@pytest.fixture(params=["plain", "json"])
+def log_output(request):
+    """What a console handler in each KEYADMIN_LOG_FORMAT writes during the test, at DEBUG."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if request.param == "json" else PlainFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield request.param, stream
+    root.removeHandler(handler)
+
+
+def _postgresql_rows() -> bytes:
+    """Every row of every table as PostgreSQL writes it out: what a data dump would hold."""
+    rows: list[str] = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            name = connection.ops.quote_name(table)  # from the catalog, quoted
+            cursor.execute(f"SELECT t::text FROM {name} AS t")  # noqa: S608
+            rows.extend(row[0] for row in cursor.fetchall())
+    return "\n".join(rows).encode()
+
+
 def _database_bytes() -> bytes:
+    if connection.vendor == "postgresql":
+        return _postgresql_rows()
     connection.close()  # flush SQLite's page cache to the file
     name = Path(connection.settings_dict["NAME"])
     return b"".join(
@@ -56,7 +84,7 @@ def _cache_bytes() -> bytes:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_new_secret_leaves_no_trace_on_the_server(signed_in, caplog, capfd):
+def test_a_new_secret_leaves_no_trace_on_the_server(signed_in, caplog, capfd, log_output):
     for name in VERBOSE_LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
     secrets: list[str] = []
@@ -80,14 +108,23 @@ def test_a_new_secret_leaves_no_trace_on_the_server(signed_in, caplog, capfd):
         assert not any(secret in later for secret in secrets)
 
     captured = capfd.readouterr()
-    logs = caplog.text + captured.out + captured.err
+    log_format, formatted = log_output
+    logs = caplog.text + captured.out + captured.err + formatted.getvalue()
     assert "GET /auth/api_keys" in logs or "api_keys" in logs, "DEBUG logging was not captured"
+    if log_format == "json":
+        entries = [json.loads(line) for line in formatted.getvalue().splitlines()]
+        assert any("api_keys" in entry["message"] for entry in entries)
+        creates = [
+            e for e in entries if e["logger"] == "keyadmin.access" and e["path"] == "/keys/new/"
+        ]
+        assert len(creates) == 3 and all(e["status"] == 200 and e["request_id"] for e in creates)
     session_rows = "".join(
         str(session.get_decoded()) + session.session_data for session in Session.objects.all()
     )
     database = _database_bytes()
     cache = _cache_bytes()
     assert database, "the test database is a real file"
+    assert b"leak-check-0" in database, "the search sees what was written (the audit's key names)"
 
     for secret in secrets:
         assert len(secret) >= 32

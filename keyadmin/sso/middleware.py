@@ -34,8 +34,8 @@ from keyadmin.sso.sources import (
 logger = logging.getLogger(__name__)
 
 # Open without an identity: App Services fetches the bridge's JWKS with no SSO in front of it,
-# and the provider sends signed-out browsers back to this page.
-EXEMPT_URL_NAMES = ("sso:jwks", "sso:signed-out")
+# the provider sends signed-out browsers back to this page, and health checks carry no identity.
+EXEMPT_URL_NAMES = ("sso:jwks", "sso:signed-out", "healthz", "readyz")
 
 
 def _exempt_paths() -> set[str]:
