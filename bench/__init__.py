@@ -1,0 +1,1 @@
+"""`make bench`: keyadmin under gunicorn against the local App Services server (see run.py)."""

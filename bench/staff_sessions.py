@@ -1,0 +1,67 @@
+"""Make signed-in staff sessions directly in keyadmin's database (DEBUG is off: no dev sign-in).
+
+    python -m bench.staff_sessions COUNT OUT_FILE
+
+Run with the same environment as the server (see `harness.keyadmin_env`: oidc mode with an issuer
+that is never contacted, and role groups). Each staff member is provisioned through keyadmin's
+own code (`keyadmin.sso.staff.provision`), as the SSO callback would, holding the viewer and
+operator roles; its session holds what `django.contrib.auth.login` puts there, naming the first
+configured authentication backend. The session keys are written to OUT_FILE (mode 0600, JSON
+list), never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def main(count: int, out_file: str) -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import transaction
+
+    from keyadmin.sso.sources import Identity, configured_issuer
+    from keyadmin.sso.staff import provision
+
+    issuer = configured_issuer()
+    if not issuer:
+        raise SystemExit("no SSO issuer is configured: staff would hold no role")
+    groups = (
+        *settings.KEYADMIN_SSO_ALLOWED_GROUPS,
+        *settings.KEYADMIN_ROLE_GROUPS_VIEWER,
+        *settings.KEYADMIN_ROLE_GROUPS_OPERATOR,
+    )
+    backend = settings.AUTHENTICATION_BACKENDS[0]
+    keys = []
+    with transaction.atomic():
+        for number in range(count):
+            user = provision(
+                Identity(
+                    issuer=issuer,
+                    subject=f"bench-staff-{number:02d}",
+                    name=f"Load staff {number:02d}",
+                    email=f"bench-staff-{number:02d}@example.com",
+                    groups=groups,
+                )
+            )
+            if user is None:
+                raise SystemExit("provisioning refused the bench staff member")
+            session = SessionStore()
+            session[SESSION_KEY] = user._meta.pk.value_to_string(user)
+            session[BACKEND_SESSION_KEY] = backend
+            session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+            session.create()
+            keys.append(session.session_key)
+    fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(keys, out)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2])

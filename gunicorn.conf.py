@@ -1,0 +1,66 @@
+"""gunicorn settings for production: `gunicorn -c gunicorn.conf.py keyadmin.wsgi`.
+
+Every keyadmin action waits on one App Services request, so a worker mostly waits on the
+network. Threaded workers (`gthread`) serve other requests meanwhile: measured at 50 ms upstream
+latency with 16 clients on 2 cores, two sync workers served 31 requests per second (one request
+per worker at a time), two gthread workers of 8 threads 150 to 200 (README "Reliability and
+performance"; `make bench` measures this file).
+
+Environment (all optional):
+    KEYADMIN_BIND        address(es) to listen on, comma-separated (default 127.0.0.1:8000);
+                         keep it on loopback behind the TLS proxy
+    KEYADMIN_WORKERS     worker processes (default 2; about one per core)
+    KEYADMIN_THREADS     threads per worker (default 8; more if App Services is slower to answer)
+    KEYADMIN_ACCESS_LOG  access log file, "-" for stderr (default: none)
+"""
+
+import os
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"{name} must be a whole number of 1 or more, not {value!r}")
+    return int(value)
+
+
+bind = [address.strip() for address in os.environ.get("KEYADMIN_BIND", "127.0.0.1:8000").split(",")]
+workers = _positive_int("KEYADMIN_WORKERS", 2)
+worker_class = "gthread"
+threads = _positive_int("KEYADMIN_THREADS", 8)
+
+# A gthread worker accepts every connection it can (default 1000) and queues requests behind its
+# own busy threads, even while the other worker is idle: measured, one worker ended up with most
+# keep-alive connections and its GIL became the bottleneck. With room for `threads` idle
+# keep-alive connections beyond the busy ones, a loaded worker closes surplus connections after
+# answering and stops accepting; clients reconnect to whichever worker is free. Under 50
+# concurrent staff this halved the median latency. Assumes a proxy in front (it holds the
+# browsers' idle connections), which the loopback bind already implies.
+worker_connections = 2 * threads
+
+# A request can wait on App Services for up to connect 3.05 s + read 10 s, twice for an idempotent
+# call retried after a dropped connection. gthread's heartbeat does not wait for requests to end,
+# so this only catches a worker whose event loop is stuck.
+timeout = 30
+graceful_timeout = 20  # in-flight key actions finish on deploy
+keepalive = 5  # the proxy (or browser) reuses connections between htmx actions
+
+# Load Django once in the master: workers share its pages copy-on-write (measured: 85 MB Pss for
+# master + 2 workers, against 103 MB without) and boot fast. Nothing opens a database connection
+# or socket at import time, so nothing is shared across the fork. New code needs a restart (not
+# HUP), as with any preloaded app.
+preload_app = True
+
+# Access lines would carry key ids in paths; off unless asked for. Errors go to stderr.
+accesslog = os.environ.get("KEYADMIN_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = "info"
+
+# gunicorn >= 25.1 otherwise opens a control socket at one fixed path per user
+# ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl): a second instance on the host would clash.
+control_socket_disable = True
+
+# X-Forwarded-Proto (https from the TLS proxy) is trusted from gunicorn's default, loopback only,
+# or from the addresses in gunicorn's own FORWARDED_ALLOW_IPS variable (docs/deploy.md).
