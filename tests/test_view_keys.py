@@ -5,6 +5,7 @@ import re
 import pytest
 
 from tests.test_view_support import (
+    CREATE_URL,
     HTMX,
     KEYS_URL,
     SIGNIN_URL,
@@ -161,3 +162,16 @@ def test_it_rejects_post(client, emulator, user_credentials):
     connected(client, user_credentials)
 
     assert client.post(KEYS_URL).status_code == 405
+
+
+def test_it_compresses_the_keys_page_but_never_a_secret(client, emulator, user_credentials):
+    connected(client, user_credentials)
+    gzip = {"Accept-Encoding": "gzip"}
+
+    page = client.get(KEYS_URL, headers=gzip)
+    created = client.post(CREATE_URL, {"name": "never-compressed"}, headers={**HTMX, **gzip})
+
+    assert page["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in page["Vary"]
+    # A compressed answer that also reflects input could leak the secret by its length (BREACH).
+    assert not created.has_header("Content-Encoding")
