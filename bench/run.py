@@ -486,10 +486,12 @@ def table(results: dict) -> str:
         out.append(f"  {item['path']:<50}{item['encoding']:>9}{item['wire_bytes']:>9,} B")
     total = first["total_wire_bytes"]
     out.append(f"  {'total':<59}{total:>9,} B = {total / 1024:.1f} KB")
-    out.append(
-        f"  (the HTML is sent uncompressed; gzipped it would be {first['html_gzipped_bytes']:,} B,"
-        f" the total {first['total_if_html_gzipped'] / 1024:.1f} KB)"
-    )
+    if first["files"][0]["encoding"] != "gzip":
+        out.append(
+            f"  (the HTML is sent uncompressed; gzipped it would be "
+            f"{first['html_gzipped_bytes']:,} B, the total "
+            f"{first['total_if_html_gzipped'] / 1024:.1f} KB)"
+        )
     out += ["", f"Memory per worker, after the run    goal: <= {GOALS['rss_mb_per_worker']} MB"]
     for worker in results["memory"]:
         out.append(
