@@ -9,7 +9,6 @@ shown to a support engineer as it is; no message, log line or repr ever holds a 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import threading
@@ -27,6 +26,8 @@ from django.utils.translation import gettext_noop
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from keyadmin import origins
 
 logger = logging.getLogger(__name__)
 
@@ -257,35 +258,11 @@ def forget_locations() -> None:
         _locations.clear()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _host_allowed(host: str) -> bool:
-    for pattern in settings.APPSERVICES_ALLOWED_HOSTS:
-        pattern = pattern.lower()
-        if pattern.startswith("*."):
-            if host.endswith(pattern[1:]) and host != pattern[2:]:
-                return True
-        elif host == pattern:
-            return True
-    return False
-
-
 def check_origin(url: str) -> str:
     """Return `scheme://host[:port]` of `url` if tokens may be sent there, else raise."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    # Plain http only to this machine (the local App Services server); anywhere else needs TLS.
-    scheme_ok = parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))
-    clean = not (parts.username or parts.password or parts.query or parts.fragment)
-    if not (host and scheme_ok and clean and parts.path in ("", "/") and _host_allowed(host)):
+    if origins.origin_problem(url, settings.APPSERVICES_ALLOWED_HOSTS):
         raise HostNotAllowed()
+    parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
 

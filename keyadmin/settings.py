@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from keyadmin.origins import origin_problem
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -130,31 +132,7 @@ APPSERVICES_ALLOWED_HOSTS = envlist(
 )
 
 
-def _appservices_base_url_problem(url: str, allowed_hosts: list[str]) -> str | None:
-    """What keyadmin.appservices.check_origin would refuse at the first sign-in, found now."""
-    from keyadmin.sso.config import is_loopback
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        return "is not a URL"
-    host = (parts.hostname or "").lower()
-    if parts.username or parts.password:
-        return "must not hold a user name or password"
-    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
-        return "must be an https URL (plain http only to this machine, e.g. the local server)"
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        return "must be scheme://host[:port] only, without a path or query"
-    if not any(
-        host == pattern.lower() or (pattern.startswith("*.") and host.endswith(pattern[1:].lower()))
-        for pattern in allowed_hosts
-    ):
-        return "names a host that APPSERVICES_ALLOWED_HOSTS does not allow"
-    return None
-
-
-_problem = _appservices_base_url_problem(APPSERVICES_BASE_URL, APPSERVICES_ALLOWED_HOSTS)
+_problem = origin_problem(APPSERVICES_BASE_URL, APPSERVICES_ALLOWED_HOSTS)
 if _problem:
     _shown = "" if "@" in APPSERVICES_BASE_URL else f" ({APPSERVICES_BASE_URL!r})"
     raise ImproperlyConfigured(f"APPSERVICES_BASE_URL{_shown} {_problem}")

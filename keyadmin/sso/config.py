@@ -6,7 +6,6 @@ read so far; every problem becomes one `ImproperlyConfigured` naming the variabl
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -14,20 +13,13 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from keyadmin.origins import is_loopback
+
 MODES = ("", "dev", "remote-user", "assertion", "oidc")
 SSO_MODES = ("remote-user", "assertion", "oidc")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_BRIDGE_TOKEN_SECONDS = 300  # App Services only needs the token once, at sign-in
-
-
-def is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
 
 
 def _url(values: Mapping[str, Any], name: str, problems: list[str], *, required: bool) -> None:
