@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+import time
 
 import pytest
 from django.contrib.sessions.models import Session
@@ -98,9 +100,17 @@ def test_it_refuses_bad_names_before_any_request(client, emulator, user_credenti
     assert 'id="id_name_error"' in html
 
 
-def test_it_says_when_the_name_is_taken_and_keeps_it(client, emulator, user_credentials):
+def an_hour_later(monkeypatch) -> None:
+    """Existing keys look an hour old: a name clash is then not this form sent twice."""
+    monkeypatch.setattr(sys.modules["keyadmin.views.keys"], "_clock", lambda: time.time() + 3600)
+
+
+def test_it_says_when_the_name_is_taken_and_keeps_it(
+    client, emulator, user_credentials, monkeypatch
+):
     connected(client, user_credentials)
     create_key(client, "ci-runner")
+    an_hour_later(monkeypatch)
     emulator.reset_stats()
 
     response = client.post(CREATE_URL, {"name": "ci-runner"}, headers=HTMX)
@@ -191,3 +201,35 @@ def test_it_rejects_get(client, emulator, user_credentials):
     connected(client, user_credentials)
 
     assert client.get(CREATE_URL).status_code == 405
+
+
+def test_a_form_sent_twice_without_javascript_offers_to_delete_the_unseen_key(
+    client, emulator, user_credentials
+):
+    connected(client, user_credentials)
+    first = client.post(CREATE_URL, {"name": "sent-twice"})  # the answer the browser dropped
+    key_id = re.search(r'id="secret-value-([0-9a-f]{24})"', first.content.decode()).group(1)
+    emulator.reset_stats()
+
+    second = client.post(CREATE_URL, {"name": "sent-twice"})
+
+    page = second.content.decode()
+    assert second.status_code == 200
+    assert "was created moments ago" in page
+    assert f'formaction="/keys/{key_id}/delete/"' in page
+    assert 'class="secret-value"' not in page
+    assert emulator.request_count("keys_create") == 1
+    assert emulator.request_count("keys_list") == 1
+
+
+def test_a_name_taken_long_ago_is_only_a_field_error(
+    client, emulator, user_credentials, monkeypatch
+):
+    connected(client, user_credentials)
+    create_key(client, "old-name")
+    an_hour_later(monkeypatch)
+
+    page = client.post(CREATE_URL, {"name": "old-name"}, headers=HTMX).content.decode()
+
+    assert "already has a key with that name" in page
+    assert "was created moments ago" not in page

@@ -43,6 +43,12 @@ logger = logging.getLogger("keyadmin.views")
 # purpose: too small only leaves an orphan unnamed, too large would offer to delete a live key.
 ORPHAN_CLOCK_SLACK = 5
 
+# A "name taken" answer about a key this young most likely means the same form went out twice
+# (a double submit without JavaScript, or a reload while it worked): the first answer, with the
+# secret, was dropped by the browser. Large enough for a slow create, small enough to be about
+# this form.
+TWIN_SECONDS = 60
+
 
 def _manageable(request: HtmxHttpRequest) -> appservices.UserSession:
     """The user's key session, or `NotAllowed` (without asking App Services) when it has none."""
@@ -114,6 +120,7 @@ def _render_create_form(
     *,
     notice: str = "",
     lost_key: ApiKey | None = None,
+    twin: bool = False,
 ) -> HttpResponse:
     # A lost create answer is never retried blindly. `lost_key`: the list shows the key, whose
     # secret is gone; `notice`: the list shows no such key (the form may be sent again). Neither
@@ -125,6 +132,7 @@ def _render_create_form(
         "create_error": error,
         "create_notice": notice,
         "lost_key": lost_key,
+        "lost_twin": twin,
         "outcome_unknown": outcome_unknown,
         "can_retry": transient and not outcome_unknown,
         "max_keys": MAX_KEYS_PER_USER,
@@ -209,9 +217,25 @@ def _lost_create(
     return _render_create_form(request, form, error, notice=notice % {"name": name})
 
 
+def _just_made_twin(request: HtmxHttpRequest, name: str) -> ApiKey | None:
+    """The key named `name` if App Services made it within TWIN_SECONDS (one list request)."""
+    try:
+        keys = request.connection.keys().list_api_keys()
+    except appservices.AppServicesError:
+        return None
+    return next(
+        (k for k in keys if k.name == name and _clock() - k.created.timestamp() < TWIN_SECONDS),
+        None,
+    )
+
+
 def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) -> HttpResponse:
     form = CreateKeyForm(request.POST)
     form.is_valid()
+    if isinstance(error, appservices.KeyNameTaken) and "name" in form.cleaned_data:
+        twin = _just_made_twin(request, form.cleaned_data["name"])
+        if twin is not None:
+            return _render_create_form(request, form, lost_key=twin, twin=True)
     if isinstance(error, NAME_ERRORS):
         form.add_error("name", error.message)
         return _render_create_form(request, form, status=page_status(error))
