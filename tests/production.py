@@ -23,13 +23,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, free_port
+from bench.harness import Gunicorn
+from tests.conftest import ROOT
 from tests.sso.staff import ALLOWED, TEST_ISSUER
 
 SESSION_COOKIE = "__Host-sessionid"
@@ -135,76 +135,9 @@ def staff_session(env: dict[str, str], workdir: Path, name: str, *roles: str) ->
     return key
 
 
-class Server:
-    """keyadmin under gunicorn, as docs/deploy.md runs it, on a free loopback port."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, threads: int = 4) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.threads = threads
-        self.process: subprocess.Popen | None = None
-        self.url = ""
-
-    def start(self) -> Server:
-        port = free_port()
-        env = {
-            **self.env,
-            "KEYADMIN_BIND": f"127.0.0.1:{port}",
-            "KEYADMIN_WORKERS": "1",
-            "KEYADMIN_THREADS": str(self.threads),
-        }
-        if (ROOT / "gunicorn.conf.py").exists():
-            args = ["-c", "gunicorn.conf.py"]
-        else:  # the committed config is not there yet: the same essentials, as arguments
-            args = ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "gthread"]
-            args += ["--threads", str(self.threads), "--preload"]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", *args, "keyadmin.wsgi"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                # A new connection each time: a kept-alive one would hold up the graceful stop.
-                with requests.Session() as probe:
-                    probe.trust_env = False
-                    if probe.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                        return self
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"gunicorn did not answer /healthz within 30 s:\n{self.log()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-
-    def log(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def __enter__(self) -> Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def keyadmin_server(env: dict[str, str], log_path: Path, threads: int = 4) -> Gunicorn:
+    """One keyadmin instance under the committed gunicorn config, one worker (bench's runner)."""
+    return Gunicorn(env={**env, "KEYADMIN_THREADS": str(threads)}, log_path=log_path, workers=1)
 
 
 class Browser:

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.production import Browser, Server, collected_static, production_env
+from tests.production import Browser, collected_static, keyadmin_server, production_env
 
 IMMUTABLE = "max-age=315360000, public, immutable"
 # What the TLS proxy in front says; gunicorn trusts it from loopback (forwarded_allow_ips).
@@ -23,7 +23,7 @@ VIA_TLS_PROXY = {"X-Forwarded-Proto": "https"}
 def server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("serving")
     env = production_env(workdir, KEYADMIN_LOG_FORMAT="json")
-    with Server(env, workdir / "gunicorn.log") as running:
+    with keyadmin_server(env, workdir / "gunicorn.log") as running:
         running.static_root = collected_static()
         yield running
 
@@ -89,11 +89,11 @@ def test_each_request_leaves_one_json_line_without_its_query_string(server, web)
     response = web.get(f"{server.url}/readyz?token=sentinel-in-the-query-string")
     request_id = response.headers["X-Request-ID"]
 
-    lines = [line for line in server.log(400).splitlines() if request_id in line]
+    lines = [line for line in server.log_tail(400).splitlines() if request_id in line]
     assert len(lines) == 1, lines
     entry = json.loads(lines[0])
     assert entry["logger"] == "keyadmin.access"
     assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/readyz", 200)
     assert entry["request_id"] == request_id
     assert entry["duration_ms"] >= 0
-    assert "sentinel" not in server.log(400)
+    assert "sentinel" not in server.log_tail(400)
