@@ -44,6 +44,16 @@ def test_it_lists_keys_with_one_upstream_request(client, emulator, user_credenti
     assert emulator.request_count("keys_list") == 1
 
 
+def test_it_shows_which_user_and_app_are_connected(client, emulator, user_credentials):
+    connected(client, user_credentials)
+
+    html = client.get(KEYS_URL).content.decode()
+
+    header = html[html.index("<header") : html.index("</header>")]
+    assert user_credentials[0] in header
+    assert emulator.app_id in header
+
+
 def test_it_says_when_there_are_no_keys_yet(client, emulator, user_credentials):
     connected(client, user_credentials)
 
