@@ -166,6 +166,9 @@
 
   document.addEventListener('close', function (event) {
     if (event.target.id !== 'delete-dialog') { return; }
+    // "close" is queued as a task: after Escape and a quick reopen, the first close arrives while
+    // the dialog is open again and must not take the new pending delete with it.
+    if (event.target.open) { return; }
     var form = pendingDelete;
     pendingDelete = null;
     if (form && event.target.returnValue === 'delete' && document.body.contains(form)) {

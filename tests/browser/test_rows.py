@@ -123,3 +123,27 @@ def test_the_row_link_opens_the_key_detail_page(keys_page, live_server, connecte
     assert axe() == []
     page.get_by_role("link", name="All keys").click()
     expect(row(page, "ci-runner")).to_be_visible()
+
+
+def test_a_delete_confirmed_right_after_a_cancel_still_deletes(
+    keys_page, live_server, connected_client, emulator
+):
+    seed(connected_client, "quick-hands")
+    page = open_keys(keys_page, live_server)
+    delete_button(page, "quick-hands").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+
+    # Cancel and ask again within one task: the first "close" event arrives after the reopen.
+    page.evaluate(
+        """() => {
+            document.getElementById('delete-dialog').close();
+            document.querySelector('tr.key-row[data-name="quick-hands"] form[data-confirm-delete]')
+                .requestSubmit();
+        }"""
+    )
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Delete key").click()
+
+    expect(row(page, "quick-hands")).to_have_count(0)
+    assert emulator.request_count("keys_delete") == 1
