@@ -26,7 +26,8 @@ def main(count: int, out_file: str) -> None:
     from django.contrib.sessions.backends.db import SessionStore
     from django.db import transaction
 
-    from keyadmin.sso.sources import Identity, configured_issuer
+    from keyadmin.sso.mode import configured_issuer
+    from keyadmin.sso.sources import StaffIdentity
     from keyadmin.sso.staff import provision
 
     issuer = configured_issuer()
@@ -42,7 +43,7 @@ def main(count: int, out_file: str) -> None:
     with transaction.atomic():
         for number in range(count):
             user = provision(
-                Identity(
+                StaffIdentity(
                     issuer=issuer,
                     subject=f"bench-staff-{number:02d}",
                     name=f"Load staff {number:02d}",

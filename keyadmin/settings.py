@@ -177,7 +177,7 @@ KEYADMIN_OIDC_JWKS_ENDPOINT = env("KEYADMIN_OIDC_JWKS_ENDPOINT", "")
 KEYADMIN_OIDC_END_SESSION_ENDPOINT = env("KEYADMIN_OIDC_END_SESSION_ENDPOINT", "")
 KEYADMIN_OIDC_SCOPES = env("KEYADMIN_OIDC_SCOPES", "openid email profile")
 KEYADMIN_OIDC_TOKEN_AUTH = env("KEYADMIN_OIDC_TOKEN_AUTH", "client_secret_basic")
-# Roles: the SSO groups that grant each one (keyadmin/roles.py).
+# Roles: the SSO groups that grant each one (keyadmin/sso/roles.py).
 KEYADMIN_ROLE_GROUPS_VIEWER = envlist("KEYADMIN_ROLE_GROUPS_VIEWER", [])
 KEYADMIN_ROLE_GROUPS_OPERATOR = envlist("KEYADMIN_ROLE_GROUPS_OPERATOR", [])
 KEYADMIN_ROLE_GROUPS_AUDITOR = envlist("KEYADMIN_ROLE_GROUPS_AUDITOR", [])
@@ -248,7 +248,6 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "keyadmin.context_processors.keyadmin",
-                "keyadmin.context_processors_roles.roles",
             ],
             "builtins": ["template_partials.templatetags.partials"],
             "loaders": [
@@ -355,7 +354,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGIN_URL = "keyadmin:staff-signin"
+LOGIN_URL = "sso:staff-signin"
 
 LANGUAGE_CODE = "en"
 # The language follows the browser (Accept-Language) unless staff pick one in the header.

@@ -16,9 +16,9 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from keyadmin import audit
-from keyadmin.connection import get_connection
+from keyadmin.appservices.connection import get_connection
 from keyadmin.models import AppendOnly, AuditEvent
-from keyadmin.sso.sources import Identity
+from keyadmin.sso.sources import StaffIdentity
 from tests.test_view_support import connect
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +57,7 @@ def test_it_records_who_what_and_where(rf_with_user):
 def test_it_names_a_refused_identity_that_never_signed_in(rf):
     request = rf.get("/")
 
-    audit.record(request, "signin", audit.DENIED, identity=Identity("https://idp", "mallory"))
+    audit.record(request, "signin", audit.DENIED, identity=StaffIdentity("https://idp", "mallory"))
 
     assert AuditEvent.objects.get().staff_subject == "mallory"
 
@@ -235,7 +235,7 @@ def rf_with_user(rf):
     from keyadmin.sso.staff import provision
 
     user = provision(
-        Identity("https://idp.example", "sam-subject", name="Sam Support", groups=("staff",))
+        StaffIdentity("https://idp.example", "sam-subject", name="Sam Support", groups=("staff",))
     )
 
     def make(**extra):

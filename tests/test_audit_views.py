@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from keyadmin.audit_views import PAGE_SIZE, csv_cell
+from keyadmin.audit.views import PAGE_SIZE, csv_cell
 from keyadmin.models import AuditEvent
 from tests.sso.fixtures import AUDITORS, OPERATORS, STAFF, use_remote_user_mode
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-import sys
 import time
 
 import pytest
 
+from keyadmin.keys import views as keys_views
 from keyadmin.models import AuditEvent
 from tests.test_view_support import CREATE_URL, HTMX, KEYS_URL, connected, create_key
 
@@ -186,7 +186,7 @@ def test_a_key_named_so_before_the_request_is_not_called_an_orphan(
     """A lost answer may have been a 409: an older key with the name is not ours to delete."""
     create_key(lost, NAME)
     # As if this request were sent ten minutes after the key was made.
-    monkeypatch.setattr(sys.modules["keyadmin.views.keys"], "_clock", lambda: time.time() + 600)
+    monkeypatch.setattr(keys_views, "_clock", lambda: time.time() + 600)
     emulator.add_fault(route="keys_create", action="html", status=502, times=1)
     emulator.reset_stats()
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from keyadmin.context_processors_roles import roles as roles_context
+from keyadmin.context_processors import keyadmin as header_context
 from keyadmin.models import AuditEvent, Staff
-from keyadmin.roles import role_required, roles_of
-from keyadmin.sso.sources import DEV_ISSUER, Identity
+from keyadmin.sso.access import role_required
+from keyadmin.sso.mode import DEV_ISSUER
+from keyadmin.sso.roles import roles_of
+from keyadmin.sso.sources import StaffIdentity
 from keyadmin.sso.staff import provision
 from tests.sso.fixtures import STAFF, use_remote_user_mode
 
@@ -119,7 +121,11 @@ def test_the_context_processor_gives_nothing_to_anonymous_requests(rf):
     request = rf.get("/")
     request.user = AnonymousUser()
 
-    assert roles_context(request) == {
+    context = header_context(request)
+
+    assert context["staff_name"] == ""
+    assert context["connection"] is None
+    assert {name: context[name] for name in ("roles", "can_view", "can_operate", "can_audit")} == {
         "roles": frozenset(),
         "can_view": False,
         "can_operate": False,
@@ -136,7 +142,7 @@ def test_role_changes_in_settings_apply_at_once(client, groups_mode, settings):
 
 
 def test_staff_of_another_issuer_hold_no_roles(groups_mode):
-    user = provision(Identity("https://another-idp.example", "sam", groups=(STAFF, OPERATORS)))
+    user = provision(StaffIdentity("https://another-idp.example", "sam", groups=(STAFF, OPERATORS)))
 
     assert roles_of(user) == frozenset()
 
@@ -161,7 +167,7 @@ def test_dev_sign_in_grants_all_roles_by_default(client, settings):
 def test_dev_roles_can_be_chosen_and_die_with_debug(client, settings):
     settings.DEBUG = True
     settings.KEYADMIN_SSO = "dev"
-    user = provision(Identity(DEV_ISSUER, "dev:Ann", name="Ann", groups=("auditor",)))
+    user = provision(StaffIdentity(DEV_ISSUER, "dev:Ann", name="Ann", groups=("auditor",)))
 
     assert roles_of(user) == frozenset({"auditor"})
     settings.DEBUG = False

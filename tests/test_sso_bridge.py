@@ -15,7 +15,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.test import RequestFactory
 
-from keyadmin.connection import get_connection
+from keyadmin.appservices.connection import get_connection
 from keyadmin.models import AuditEvent
 from keyadmin.sso import bridge
 from tests.conftest import APP_ID, start_emulator

@@ -18,9 +18,9 @@ from django.contrib.sessions.models import Session
 from django.core.exceptions import SuspiciousOperation
 from django.test import RequestFactory
 
-from keyadmin import identity
 from keyadmin.models import AuditEvent, Staff
 from keyadmin.sso import jwks as jwks_module
+from keyadmin.sso import session as staff_session
 from keyadmin.sso.oidc import StaffOIDCBackend
 from tests.browser.conftest import CHROMIUM_ARGS
 from tests.sso.fixtures import (
@@ -103,7 +103,7 @@ def test_it_logs_in_with_the_code_flow_pkce_and_a_nonce(page, live_server, oidc_
 
     # RP-initiated logout: the provider's end_session, then back to our signed-out page.
     request = RequestFactory().get("/", HTTP_HOST=urlsplit(live_server.url).netloc)
-    url = identity.signout_url(request)
+    url = staff_session.signout_url(request)
     assert url.startswith(oidc_provider.endpoint("/session/end?"))
     page.goto(url)
     page.click("button[name=logout]")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from keyadmin.roles import roles_of
+from keyadmin.sso.roles import roles_of
 from tests.test_view_support import HTMX, KEYS_URL
 
 pytestmark = pytest.mark.django_db

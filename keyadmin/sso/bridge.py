@@ -20,8 +20,8 @@ from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
 from keyadmin import appservices, audit
-from keyadmin.connection import connect
-from keyadmin.sso.keys import load_private_key, load_public_key, public_jwk
+from keyadmin.appservices.connection import connect
+from keyadmin.sso.bridge_key import load_private_key, load_public_key, public_jwk
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from keyadmin.origins import is_loopback
+from keyadmin.sso.bridge_key import BridgeKeyError, load_private_key, load_public_key
+from keyadmin.sso.jwks import ASYMMETRIC_ALGORITHMS
 
 MODES = ("", "dev", "remote-user", "assertion", "oidc")
 SSO_MODES = ("remote-user", "assertion", "oidc")
@@ -50,8 +52,6 @@ def _environ_var(values: Mapping[str, Any], name: str, problems: list[str]) -> N
 
 
 def _algorithms(values: Mapping[str, Any], problems: list[str]) -> None:
-    from keyadmin.sso.jwks import ASYMMETRIC_ALGORITHMS
-
     algorithms = values.get("KEYADMIN_SSO_ALGORITHMS") or []
     if not algorithms:
         problems.append("KEYADMIN_SSO_ALGORITHMS is empty")
@@ -63,8 +63,6 @@ def _algorithms(values: Mapping[str, Any], problems: list[str]) -> None:
 
 
 def _bridge(values: Mapping[str, Any], problems: list[str]) -> None:
-    from keyadmin.sso.keys import BridgeKeyError, load_private_key, load_public_key
-
     pem = values.get("KEYADMIN_BRIDGE_PRIVATE_KEY")
     if not pem:
         problems.append(

@@ -21,15 +21,11 @@ from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 
-from keyadmin import audit, identity
-from keyadmin.sso import staff
+from keyadmin import audit
+from keyadmin.sso import access, session, staff
 from keyadmin.sso.backends import STAFF_BACKEND
-from keyadmin.sso.sources import (
-    DEV_ISSUER,
-    IdentityRejected,
-    configured_issuer,
-    per_request_source,
-)
+from keyadmin.sso.mode import DEV_ISSUER, configured_issuer
+from keyadmin.sso.sources import IdentityRejected, per_request_source
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +37,7 @@ EXEMPT_URL_NAMES = ("sso:jwks", "sso:signed-out", "healthz", "readyz")
 def _exempt_paths() -> set[str]:
     paths = set()
     for name in EXEMPT_URL_NAMES:
-        with contextlib.suppress(NoReverseMatch):  # urls_sso not included: nothing to exempt
+        with contextlib.suppress(NoReverseMatch):  # keyadmin.sso.urls not included
             paths.add(reverse(name))
     return paths
 
@@ -58,16 +54,16 @@ def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
             found = source.identify(request)
         except IdentityRejected as exc:
             logger.warning("%s identity rejected: %s", source.mode, exc.reason)
-            identity.end_session(request, "the SSO identity was rejected")
+            session.end_session(request, "the SSO identity was rejected")
             audit.record(request, "signin", audit.DENIED, detail=exc.reason)
-            return identity.sso_error(request, "rejected")
+            return access.sso_error(request, "rejected")
         if found is None:
-            identity.end_session(request, "the SSO identity is gone")
-            return identity.sso_error(request, "no-identity")
+            session.end_session(request, "the SSO identity is gone")
+            return access.sso_error(request, "no-identity")
         current = staff.staff_of(request.user)
         if staff.matches(current, found):
             if not staff.may_be_staff(found):
-                identity.end_session(request, "no longer in an allowed group")
+                session.end_session(request, "no longer in an allowed group")
                 audit.record(
                     request,
                     "signin",
@@ -75,18 +71,18 @@ def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
                     identity=found,
                     detail="not in an allowed group",
                 )
-                return identity.sso_error(request, "not-staff")
+                return access.sso_error(request, "not-staff")
             staff.refresh(current, found)
             return get_response(request)
-        identity.end_session(request, "another SSO subject arrived")
+        session.end_session(request, "another SSO subject arrived")
         user = staff.provision(found)
         if user is None:
             audit.record(
                 request, "signin", audit.DENIED, identity=found, detail="not in an allowed group"
             )
-            return identity.sso_error(request, "not-staff")
+            return access.sso_error(request, "not-staff")
         login(request, user, backend=STAFF_BACKEND)
-        identity.after_sign_in(request, user)
+        session.after_sign_in(request, user)
         return get_response(request)
 
     return middleware
@@ -102,4 +98,4 @@ def _check_session_issuer(request: HttpRequest) -> None:
     if (current is None and issuer != DEV_ISSUER) or (
         current is not None and current.issuer != issuer
     ):
-        identity.end_session(request, "the session belongs to another sign-in mode")
+        session.end_session(request, "the session belongs to another sign-in mode")

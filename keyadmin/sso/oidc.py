@@ -1,6 +1,6 @@
 """keyadmin's own OpenID Connect login (KEYADMIN_SSO=oidc), on mozilla-django-oidc.
 
-mozilla-django-oidc's defaults are not ours (security.md R12): it signs with HS256, has PKCE off,
+mozilla-django-oidc's defaults are not ours: it signs with HS256, has PKCE off,
 checks neither `iss` nor `aud` of the ID token and matches users by email. Here:
 
 - its settings come from `oidc_setting`, which maps KEYADMIN_OIDC_* and pins the rest (RS256/ES256
@@ -18,17 +18,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import auth
 from django.contrib.auth import get_user_model
 from django.core.exceptions import SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest
 from django.urls import reverse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
-from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from keyadmin.sso import http, jwks
 from keyadmin.sso.sources import LEEWAY_SECONDS, IdentityRejected, identity_from_claims
-from keyadmin.sso.staff import provision
+from keyadmin.sso.staff import may_be_staff, provision
 
 logger = logging.getLogger(__name__)
 
@@ -194,8 +192,6 @@ class StaffOIDCBackend(OIDCAuthenticationBackend):
             raise SuspiciousOperation(exc.reason) from None
 
     def verify_claims(self, claims: dict[str, Any]) -> bool:
-        from keyadmin.sso.staff import may_be_staff
-
         identity = self._identity(claims)
         if may_be_staff(identity):
             return True
@@ -219,63 +215,3 @@ class StaffOIDCBackend(OIDCAuthenticationBackend):
 
     def describe_user_by_claims(self, claims: dict[str, Any]) -> str:
         return f"subject {claims.get('sub')!r}"
-
-
-class Authenticate(OIDCAuthenticationRequestView):
-    """Start the login: state, nonce and a PKCE S256 challenge go with the redirect."""
-
-    get_settings = staticmethod(oidc_setting)
-
-    def get(self, request):
-        if not enabled():
-            raise Http404
-        return super().get(request)
-
-
-class Callback(OIDCAuthenticationCallbackView):
-    """The provider sends the browser back here with a code; trade it, verify, sign in."""
-
-    get_settings = staticmethod(oidc_setting)
-
-    def get(self, request):
-        if not enabled():
-            raise Http404
-        try:
-            returned_iss = request.GET.get("iss")
-            if returned_iss is not None and returned_iss != settings.KEYADMIN_OIDC_ISSUER:
-                # RFC 9207: the answer names another provider (a mix-up attack).
-                raise SuspiciousOperation("the authorization response is from another issuer")
-            return super().get(request)
-        except SuspiciousOperation as exc:
-            # A forged or replayed callback, or a token that failed verification: no session.
-            logger.warning("OpenID Connect callback refused: %s", exc)
-            self.request = request
-            if request.user.is_authenticated:
-                auth.logout(request)
-            return self.login_failure()
-
-    def login_success(self):
-        from keyadmin import identity
-
-        request = self.request
-        if request.user.is_authenticated and request.user != self.user:
-            identity.end_session(request, "another staff member signed in")
-        auth.login(request, self.user)
-        identity.after_sign_in(request, self.user)
-        return HttpResponseRedirect(self.success_url)
-
-    def login_failure(self):
-        from keyadmin import audit, identity
-
-        refused = getattr(self.request, "keyadmin_refused_identity", None)
-        if refused is not None:
-            audit.record(
-                self.request,
-                "signin",
-                audit.DENIED,
-                detail="not in an allowed group",
-                identity=refused,
-            )
-            return identity.sso_error(self.request, "not-staff", status=403)
-        audit.record(self.request, "signin", audit.FAILED, detail="OpenID Connect login failed")
-        return identity.sso_error(self.request, "oidc-failed", status=403)

@@ -1,6 +1,6 @@
 """Where a verified identity comes from, one source per mode; every source fails closed.
 
-A source answers `identify(request)` with an `Identity`, `None` (no identity reached keyadmin),
+A source answers `identify(request)` with a `StaffIdentity`, `None` (no identity reached keyadmin),
 or raises `IdentityRejected` (something claimed an identity and failed verification). Nothing
 here falls back to another source, and no plain request header is ever an identity.
 """
@@ -18,7 +18,6 @@ from django.http import HttpRequest
 
 from keyadmin.sso import jwks
 
-DEV_ISSUER = "urn:keyadmin:dev"  # never a real provider's issuer (those are https URLs)
 LEEWAY_SECONDS = 30  # clock skew between the proxy and keyadmin
 MAX_TOKEN_LENGTH = 16 * 1024
 MAX_SUBJECT_LENGTH = 255
@@ -26,7 +25,7 @@ MAX_GROUPS = 200
 
 
 @dataclass(frozen=True)
-class Identity:
+class StaffIdentity:
     issuer: str
     subject: str
     name: str = ""
@@ -81,10 +80,10 @@ def claim(claims: dict[str, Any], path: str) -> Any:
     return value
 
 
-def identity_from_claims(claims: dict[str, Any], issuer: str) -> Identity:
+def identity_from_claims(claims: dict[str, Any], issuer: str) -> StaffIdentity:
     email = _printable(claims.get("email"), 254)
     name = _printable(claims.get("name") or claims.get("preferred_username") or email, 200)
-    return Identity(
+    return StaffIdentity(
         issuer=issuer,
         subject=_subject(claims.get("sub")),
         name=name,
@@ -108,14 +107,14 @@ class RemoteUserSource:
         self._name_var = name_var
         self._email_var = email_var
 
-    def identify(self, request: HttpRequest) -> Identity | None:
+    def identify(self, request: HttpRequest) -> StaffIdentity | None:
         if isinstance(request, ASGIRequest):
             # ASGI has no server environ: whatever looks like REMOTE_USER came from a header.
             raise IdentityRejected("remote-user mode runs only under WSGI")
         subject = request.META.get("REMOTE_USER")
         if not subject:
             return None
-        return Identity(
+        return StaffIdentity(
             issuer=self.issuer,
             subject=_subject(subject),
             name=_printable(request.META.get(self._name_var), 200),
@@ -144,7 +143,7 @@ class AssertionSource:
         self._audience = audience
         self._algorithms = [alg for alg in algorithms if alg in jwks.ASYMMETRIC_ALGORITHMS]
 
-    def identify(self, request: HttpRequest) -> Identity | None:
+    def identify(self, request: HttpRequest) -> StaffIdentity | None:
         raw = request.META.get(self._meta_key)
         if not raw:
             return None
@@ -205,15 +204,3 @@ def per_request_source() -> PerRequestSource | None:
         if key not in _built:
             _built[key] = factory(*args)
         return _built[key]
-
-
-def configured_issuer() -> str | None:
-    """The issuer every staff session must belong to in the current mode (None: no mode)."""
-    mode = settings.KEYADMIN_SSO
-    if mode == "dev":
-        return DEV_ISSUER
-    if mode == "oidc":
-        return settings.KEYADMIN_OIDC_ISSUER
-    if mode in ("remote-user", "assertion"):
-        return settings.KEYADMIN_SSO_ISSUER
-    return None

@@ -14,7 +14,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from keyadmin.models import Staff
-from keyadmin.sso.sources import DEV_ISSUER, Identity
+from keyadmin.sso.mode import DEV_ISSUER
+from keyadmin.sso.sources import StaffIdentity
 
 
 def staff_of(user) -> Staff | None:
@@ -26,27 +27,27 @@ def staff_of(user) -> Staff | None:
         return None
 
 
-def may_be_staff(identity: Identity) -> bool:
+def may_be_staff(identity: StaffIdentity) -> bool:
     if identity.issuer == DEV_ISSUER:
         return True  # the developer picked their own roles; dev mode needs DEBUG anyway
     return bool(set(identity.groups) & set(settings.KEYADMIN_SSO_ALLOWED_GROUPS))
 
 
-def _username(identity: Identity) -> str:
+def _username(identity: StaffIdentity) -> str:
     if identity.issuer == DEV_ISSUER:
         return identity.subject  # "dev:<name>", as the development sign-in always made them
     digest = hashlib.sha256(f"{identity.issuer}\0{identity.subject}".encode()).hexdigest()
     return f"sso:{digest[:40]}"
 
 
-def matches(staff: Staff | None, identity: Identity) -> bool:
+def matches(staff: Staff | None, identity: StaffIdentity) -> bool:
     return staff is not None and (staff.issuer, staff.subject) == (
         identity.issuer,
         identity.subject,
     )
 
 
-def provision(identity: Identity):
+def provision(identity: StaffIdentity):
     """The active user for `identity`, created if allowed; None when it may not be staff."""
     if not may_be_staff(identity):
         return None
@@ -64,7 +65,7 @@ def provision(identity: Identity):
     return staff.user if staff.user.is_active else None
 
 
-def _upsert(identity: Identity, fields: dict) -> Staff:
+def _upsert(identity: StaffIdentity, fields: dict) -> Staff:
     with transaction.atomic():
         staff = (
             Staff.objects.select_related("user")
@@ -91,7 +92,7 @@ def _upsert(identity: Identity, fields: dict) -> Staff:
         return staff
 
 
-def refresh(staff: Staff, identity: Identity) -> None:
+def refresh(staff: Staff, identity: StaffIdentity) -> None:
     """Keep the snapshot in step with a per-request identity (writes only when it changed)."""
     changed = {
         name: value

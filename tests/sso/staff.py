@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from keyadmin.roles import ROLES
-from keyadmin.sso.sources import Identity
+from keyadmin.sso.roles import ROLES
+from keyadmin.sso.sources import StaffIdentity
 from keyadmin.sso.staff import provision
 
 TEST_ISSUER = "https://sso.test.invalid"
@@ -30,7 +30,7 @@ def staff_user(*roles: str, name: str = "Sam Support"):
     roles = roles or ROLES
     subject = "sub-" + "-".join(name.lower().split())
     return provision(
-        Identity(
+        StaffIdentity(
             issuer=TEST_ISSUER,
             subject=subject,
             name=name,

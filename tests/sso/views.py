@@ -6,8 +6,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import engines
 from django.views.decorators.http import require_POST
 
-from keyadmin.identity import display_name, staff_required
-from keyadmin.roles import role_required, roles_of
+from keyadmin.sso.access import role_required, staff_required
+from keyadmin.sso.roles import roles_of
+from keyadmin.sso.session import display_name
 from keyadmin.sso.staff import staff_of
 
 FLAGS = engines["django"].from_string(

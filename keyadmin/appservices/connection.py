@@ -8,23 +8,17 @@ manage the user's keys). Nothing but this module reads or writes them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import wraps
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
-from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
-from django.urls import reverse
+from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
-from django_htmx.http import HttpResponseClientRedirect
 
 from keyadmin import appservices
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("keyadmin.connection")
 
 SESSION_KEY = "appservices"
 
@@ -46,7 +40,7 @@ class Connection:
     def __repr__(self) -> str:
         return f"Connection({self.user_id} via {self.provider} at {self.hostname})"
 
-    def keys(self) -> appservices.UserSession:
+    def client(self) -> appservices.UserSession:
         return appservices.UserSession(self.hostname, self._refresh_token)
 
 
@@ -124,34 +118,6 @@ def disconnect(request: HttpRequest) -> None:
     if connection is None:
         return
     try:
-        connection.keys().logout()
+        connection.client().logout()
     except appservices.AppServicesError as exc:
         logger.warning("App Services sign-out failed (%s); the token is forgotten here", exc.status)
-
-
-def signin_redirect(request: HttpRequest) -> HttpResponse:
-    url = reverse("keyadmin:appservices-signin")
-    if getattr(request, "htmx", False):
-        return HttpResponseClientRedirect(url)
-    return redirect(url)
-
-
-def session_ended(request: HttpRequest) -> HttpResponse:
-    """After a 401 on a key call: the refresh token is dead, so sign in to App Services again."""
-    forget(request)
-    messages.warning(
-        request, _("The App Services session has ended. Sign in to App Services again.")
-    )
-    return signin_redirect(request)
-
-
-def appservices_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        connection = get_connection(request)
-        if connection is None:
-            return signin_redirect(request)
-        request.connection = connection
-        return view(request, *args, **kwargs)
-
-    return wrapper

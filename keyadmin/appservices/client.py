@@ -22,140 +22,38 @@ from urllib.parse import quote, urlsplit
 import requests
 from django.conf import settings
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from keyadmin import origins
+from keyadmin.appservices.errors import (
+    AppServicesError,
+    BadCredentials,
+    CreateOutcomeUnknown,
+    HostNotAllowed,
+    InvalidKeyId,
+    InvalidKeyName,
+    KeyLimitReached,
+    KeyNameTaken,
+    KeyNotFound,
+    NotAllowed,
+    RequestRejected,
+    SessionEnded,
+    UpstreamGarbage,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
+)
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("keyadmin.appservices")
 
 KEY_ID_PATTERN = "[0-9a-f]{24}"
 KEY_NAME_PATTERN = "[A-Za-z0-9_-]+"
 MAX_KEY_NAME_LENGTH = 64
-MAX_KEYS_PER_USER = 20
 
 _KEY_ID = re.compile(KEY_ID_PATTERN)
 _KEY_NAME = re.compile(KEY_NAME_PATTERN)
 _CLIENT_ROOT = "/api/client/v2.0"
-
-
-# --- Errors ---
-
-
-class AppServicesError(Exception):
-    """A call to App Services failed; `message` is fit to show a support engineer."""
-
-    default_message = gettext_noop("App Services could not complete the request.")
-
-    def __init__(
-        self,
-        message: str | None = None,
-        *,
-        status: int | None = None,
-        error_code: str | None = None,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> None:
-        self.message = message or _(self.default_message)
-        self.status = status
-        self.error_code = error_code
-        self.method = method
-        self.path = path
-        super().__init__(self.message)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(status={self.status}, error_code={self.error_code!r}, "
-            f"{self.method} {self.path})"
-        )
-
-
-class SessionEnded(AppServicesError):
-    default_message = gettext_noop(
-        "The App Services session has ended. Sign in to App Services again."
-    )
-
-
-class BadCredentials(AppServicesError):
-    default_message = gettext_noop("App Services did not accept those credentials.")
-
-
-class NotAllowed(AppServicesError):
-    default_message = gettext_noop(
-        "App Services does not let this session manage API keys. Sessions opened anonymously "
-        "or with an API key cannot manage keys; sign in with email and password."
-    )
-
-
-class KeyNotFound(AppServicesError):
-    default_message = gettext_noop(
-        "This API key no longer exists. It may have been deleted elsewhere."
-    )
-
-
-class InvalidKeyName(AppServicesError):
-    default_message = gettext_noop(
-        "A key name can only contain ASCII letters, digits, underscores (_) and hyphens (-)."
-    )
-
-
-class KeyNameTaken(AppServicesError):
-    default_message = gettext_noop(
-        "This user already has a key with that name. Choose another name."
-    )
-
-
-class KeyLimitReached(AppServicesError):
-    default_message = gettext_noop(
-        "This user already has 20 API keys, the most App Services allows. "
-        "Delete a key before creating another."
-    )
-
-
-class RequestRejected(AppServicesError):
-    default_message = gettext_noop("App Services refused the request.")
-
-
-class UpstreamUnavailable(AppServicesError):
-    default_message = gettext_noop(
-        "App Services is not answering right now. Try again in a moment."
-    )
-
-
-class UpstreamUnreachable(UpstreamUnavailable):
-    """No connection could be made, so the request cannot have reached App Services."""
-
-    default_message = gettext_noop(
-        "keyadmin could not reach App Services. Check that it is up, then retry."
-    )
-
-
-class CreateOutcomeUnknown(UpstreamUnavailable):
-    """The create request went out but its answer was lost: the key may exist."""
-
-    default_message = gettext_noop(
-        "App Services may have created the key, but its answer was lost, so the secret cannot "
-        "be shown. Check the list: if the key is there, delete it and create a new one."
-    )
-
-
-class UpstreamGarbage(AppServicesError):
-    default_message = gettext_noop(
-        "App Services sent an answer keyadmin cannot read. Try again in a moment."
-    )
-
-
-class InvalidKeyId(AppServicesError, ValueError):
-    default_message = gettext_noop("That is not an API key id (24 lower-case hexadecimal digits).")
-
-
-class HostNotAllowed(AppServicesError):
-    default_message = gettext_noop(
-        "App Services asked keyadmin to send credentials to a host that is not allowed "
-        "(APPSERVICES_ALLOWED_HOSTS)."
-    )
 
 
 # --- Values ---
@@ -197,7 +95,7 @@ class Tokens:
 
 
 @dataclass(frozen=True)
-class Identity:
+class ProviderIdentity:
     id: str
     provider_type: str
 
@@ -208,7 +106,7 @@ class Profile:
     type: str
     email: str | None
     name: str | None
-    identities: tuple[Identity, ...]
+    identities: tuple[ProviderIdentity, ...]
 
 
 def check_key_id(key_id: str) -> str:
@@ -545,7 +443,9 @@ class UserSession:
         profile = _expect(data, "user_id")
         user_data = profile.get("data") if isinstance(profile.get("data"), dict) else {}
         identities = tuple(
-            Identity(id=str(item.get("id", "")), provider_type=str(item.get("provider_type", "")))
+            ProviderIdentity(
+                id=str(item.get("id", "")), provider_type=str(item.get("provider_type", ""))
+            )
             for item in profile.get("identities") or []
             if isinstance(item, dict)
         )

@@ -20,8 +20,10 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest
 
+from keyadmin.appservices.connection import SESSION_KEY
 from keyadmin.models import AuditEvent
-from keyadmin.sso.sources import Identity
+from keyadmin.sso.sources import StaffIdentity
+from keyadmin.sso.staff import staff_of
 
 logger = logging.getLogger("keyadmin.audit")
 
@@ -70,7 +72,7 @@ def client_address(request: HttpRequest) -> str | None:
         return None
 
 
-def _who(request: HttpRequest, identity: Identity | None) -> dict[str, str]:
+def _who(request: HttpRequest, identity: StaffIdentity | None) -> dict[str, str]:
     if identity is not None:
         return {
             "staff_issuer": identity.issuer[:255],
@@ -80,8 +82,6 @@ def _who(request: HttpRequest, identity: Identity | None) -> dict[str, str]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    from keyadmin.sso.staff import staff_of
-
     staff = staff_of(user)
     if staff is None:
         return {
@@ -99,7 +99,7 @@ def _appservices_user(request: HttpRequest) -> str:
     if connection is not None:
         return str(connection.user_id)[:64]
     session = getattr(request, "session", None)
-    stored = session.get("appservices") if session is not None else None
+    stored = session.get(SESSION_KEY) if session is not None else None
     # Only the user id is read: the encrypted token in the same dict is never touched here.
     return str(stored.get("user_id", ""))[:64] if isinstance(stored, dict) else ""
 
@@ -113,7 +113,7 @@ def record(
     key_id: str | None = None,
     key_name: str | None = None,
     detail: str = "",
-    identity: Identity | None = None,
+    identity: StaffIdentity | None = None,
 ) -> AuditEvent | None:
     """Append one event. `identity` names the actor when nobody is signed in (a refusal)."""
     if action not in AuditEvent.ACTIONS:

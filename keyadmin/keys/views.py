@@ -22,17 +22,17 @@ from django.views.decorators.vary import vary_on_headers
 
 from keyadmin import appservices, audit
 from keyadmin.appservices import MAX_KEYS_PER_USER, ApiKey
-from keyadmin.connection import appservices_required
-from keyadmin.forms import CreateKeyForm, KeyFilterForm, posted_key_name
-from keyadmin.identity import staff_required
-from keyadmin.roles import OPERATOR, VIEWER, role_required
-from keyadmin.views.common import (
+from keyadmin.keys.forms import CreateKeyForm, KeyFilterForm, posted_key_name
+from keyadmin.keys.guards import (
     NAME_ERRORS,
     HtmxHttpRequest,
     answer_status,
+    appservices_required,
     page_status,
     upstream_errors,
 )
+from keyadmin.sso.access import role_required
+from keyadmin.sso.roles import OPERATOR, VIEWER
 
 KEYS = "keyadmin/keys.html"
 
@@ -54,7 +54,7 @@ def _manageable(request: HtmxHttpRequest) -> appservices.UserSession:
     """The user's key session, or `NotAllowed` (without asking App Services) when it has none."""
     if not request.connection.can_manage_keys:
         raise appservices.NotAllowed()
-    return request.connection.keys()
+    return request.connection.client()
 
 
 def _posted_key(request: HtmxHttpRequest, key_id: str, disabled: bool | None = None) -> ApiKey:
@@ -97,16 +97,15 @@ def _keys_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) 
 
 
 @require_GET
-@staff_required
 @role_required(VIEWER)
 @appservices_required
 @gzip_page  # the first load's largest part; it holds no secret (BREACH), only masked CSRF tokens
 @vary_on_headers("HX-Request")
 @upstream_errors(_keys_failed)
-def keys(request: HtmxHttpRequest) -> HttpResponse:
+def key_list(request: HtmxHttpRequest) -> HttpResponse:
     if not request.connection.can_manage_keys:
         return _render_keys(request, None)
-    return _render_keys(request, request.connection.keys().list_api_keys())
+    return _render_keys(request, request.connection.client().list_api_keys())
 
 
 # --- create ---
@@ -220,7 +219,7 @@ def _lost_create(
 def _just_made_twin(request: HtmxHttpRequest, name: str) -> ApiKey | None:
     """The key named `name` if App Services made it within TWIN_SECONDS (one list request)."""
     try:
-        keys = request.connection.keys().list_api_keys()
+        keys = request.connection.client().list_api_keys()
     except appservices.AppServicesError:
         return None
     return next(
@@ -245,7 +244,6 @@ def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError
 @sensitive_post_parameters()
 @require_POST
 @never_cache
-@staff_required
 @role_required(OPERATOR)
 @appservices_required
 @upstream_errors(_create_failed, "create")
@@ -310,7 +308,6 @@ def _set_disabled(request: HtmxHttpRequest, key_id: str, *, disabled: bool) -> H
 
 
 @require_POST
-@staff_required
 @role_required(OPERATOR)
 @appservices_required
 @upstream_errors(_row_failed, "enable")
@@ -319,7 +316,6 @@ def enable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
 
 
 @require_POST
-@staff_required
 @role_required(OPERATOR)
 @appservices_required
 @upstream_errors(_row_failed, "disable")
@@ -328,7 +324,6 @@ def disable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
 
 
 @require_POST
-@staff_required
 @role_required(OPERATOR)
 @appservices_required
 @upstream_errors(_row_failed, "delete")
@@ -361,7 +356,6 @@ def _detail_failed(
 
 
 @require_GET
-@staff_required
 @role_required(VIEWER)
 @appservices_required
 @upstream_errors(_detail_failed)

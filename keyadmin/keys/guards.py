@@ -1,4 +1,4 @@
-"""What every keyadmin view shares: the request type and turning App Services failures into answers.
+"""The guards of the dashboard's views: a connected App Services user, failures answered in place.
 
 Status contract: an htmx fragment is always HTTP 200, errors included, because htmx 2 does not
 swap 4xx/5xx answers. A full page (no JavaScript) that shows a problem in place is 200 too (a
@@ -12,11 +12,16 @@ import logging
 from collections.abc import Callable
 from functools import wraps
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from keyadmin import appservices, audit
-from keyadmin.connection import Connection, session_ended
+from keyadmin.appservices.connection import Connection, forget, get_connection
 
 logger = logging.getLogger("keyadmin.views")
 
@@ -89,3 +94,31 @@ def page_status(error: appservices.AppServicesError) -> int:
 
 def answer_status(request: HtmxHttpRequest, status: int) -> int:
     return 200 if request.htmx else status
+
+
+def signin_redirect(request: HttpRequest) -> HttpResponse:
+    url = reverse("keyadmin:appservices-signin")
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def session_ended(request: HttpRequest) -> HttpResponse:
+    """After a 401 on a key call: the refresh token is dead, so sign in to App Services again."""
+    forget(request)
+    messages.warning(
+        request, _("The App Services session has ended. Sign in to App Services again.")
+    )
+    return signin_redirect(request)
+
+
+def appservices_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        connection = get_connection(request)
+        if connection is None:
+            return signin_redirect(request)
+        request.connection = connection
+        return view(request, *args, **kwargs)
+
+    return wrapper

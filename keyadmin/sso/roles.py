@@ -4,8 +4,7 @@
 - operator: everything a viewer may, plus create, enable, disable and delete keys;
 - auditor: the audit trail (and nothing about keys unless also viewer or operator).
 
-    @role_required("operator")
-    def delete_key(request, key_id): ...
+The guard that enforces them on views is `keyadmin.sso.access.role_required`.
 
 Roles are worked out on every request from the groups the identity carried at its last sign-in
 (every request, for the remote-user and assertion modes) and the KEYADMIN_ROLE_GROUPS_* settings,
@@ -14,12 +13,10 @@ so a settings change applies at once. A user without a `Staff` record has no rol
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+
+from keyadmin.sso.mode import DEV_ISSUER, configured_issuer, dev_sign_in_enabled
+from keyadmin.sso.staff import staff_of
 
 VIEWER = "viewer"
 OPERATOR = "operator"
@@ -34,9 +31,6 @@ _SETTINGS = {
 
 
 def roles_for(issuer: str, groups: list[str] | tuple[str, ...]) -> frozenset[str]:
-    from keyadmin.identity import dev_sign_in_enabled
-    from keyadmin.sso.sources import DEV_ISSUER, configured_issuer
-
     held = set(groups)
     if issuer == DEV_ISSUER:
         # The development sign-in stores the chosen role names as its groups.
@@ -51,39 +45,7 @@ def roles_for(issuer: str, groups: list[str] | tuple[str, ...]) -> frozenset[str
 
 
 def roles_of(user) -> frozenset[str]:
-    from keyadmin.sso.staff import staff_of
-
     staff = staff_of(user)
     if staff is None:
         return frozenset()
     return roles_for(staff.issuer, staff.groups)
-
-
-def role_required(
-    role: str,
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Only staff holding `role` get through: others a 403 page (audited), anonymous sign-in."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}")
-
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            from keyadmin import audit, identity
-
-            if not request.user.is_authenticated:
-                return identity.signin_needed(request)
-            if role in roles_of(request.user):
-                return view(request, *args, **kwargs)
-            audit.record(
-                request,
-                "denied",
-                audit.DENIED,
-                key_id=kwargs.get("key_id"),
-                detail=f"{view.__name__} needs the {role} role",
-            )
-            return render(request, "keyadmin/forbidden.html", {"role": role}, status=403)
-
-        return wrapper
-
-    return decorator

@@ -1,0 +1,120 @@
+"""The dashboard's forms: connecting to an App Services user, creating a key, filtering the list."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
+
+from keyadmin.appservices import KEY_NAME_PATTERN, MAX_KEY_NAME_LENGTH
+from keyadmin.forms import QUIET
+
+# Browsers compile `pattern` with the `v` flag, where a bare "-" in a class is a syntax error.
+KEY_NAME_HTML_PATTERN = KEY_NAME_PATTERN.replace("-]", r"\-]")
+
+
+class EmailPasswordForm(forms.Form):
+    provider = "local-userpass"
+
+    email = forms.EmailField(
+        label=_("Email"),
+        widget=forms.EmailInput(attrs={"autocomplete": "off", **QUIET}),
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+    )
+
+    def credentials(self) -> dict[str, str]:
+        return {"username": self.cleaned_data["email"], "password": self.cleaned_data["password"]}
+
+
+class ApiKeySignInForm(forms.Form):
+    provider = "api-key"
+
+    key = forms.CharField(
+        label=_("API key"),
+        strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+    )
+
+    def credentials(self) -> dict[str, str]:
+        return {"key": self.cleaned_data["key"]}
+
+
+class AnonymousSignInForm(forms.Form):
+    provider = "anon-user"
+
+    def credentials(self) -> dict[str, str]:
+        return {}
+
+
+SIGN_IN_FORMS: dict[str, type[forms.Form]] = {
+    form.provider: form for form in (EmailPasswordForm, ApiKeySignInForm, AnonymousSignInForm)
+}
+
+
+class CreateKeyForm(forms.Form):
+    name = forms.CharField(
+        label=_("Key name"),
+        max_length=MAX_KEY_NAME_LENGTH,
+        validators=[
+            RegexValidator(
+                f"^{KEY_NAME_PATTERN}$",
+                _(
+                    "A key name can only contain ASCII letters, digits, "
+                    "underscores (_) and hyphens (-)."
+                ),
+            )
+        ],
+        error_messages={"required": _("Give the key a name.")},
+        widget=forms.TextInput(
+            attrs={
+                "pattern": KEY_NAME_HTML_PATTERN,
+                "autocomplete": "off",
+                **QUIET,
+            }
+        ),
+    )
+
+
+def posted_key_name(value: str | None) -> str:
+    """The key name a row form sent back, or "" when it is not a name App Services would allow.
+
+    Row forms post the name only so the re-rendered row can show it; it is never sent upstream.
+    """
+    if value and len(value) <= MAX_KEY_NAME_LENGTH and re.fullmatch(KEY_NAME_PATTERN, value):
+        return value
+    return ""
+
+
+class KeyFilterForm(forms.Form):
+    """The list filter. Without JavaScript the server applies it; with JS, our script does."""
+
+    q = forms.CharField(
+        label=_("Name contains"),
+        required=False,
+        max_length=MAX_KEY_NAME_LENGTH,
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off", **QUIET}),
+    )
+    status = forms.ChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=[("", _("Any status")), ("enabled", _("Enabled")), ("disabled", _("Disabled"))],
+    )
+
+    def hidden_ids(self, keys) -> set[str]:
+        if not self.is_bound or not self.is_valid():
+            return set()
+        text = self.cleaned_data["q"].casefold()
+        status = self.cleaned_data["status"]
+        return {
+            key.id
+            for key in keys
+            if (text and text not in key.name.casefold())
+            or (status == "enabled" and key.disabled)
+            or (status == "disabled" and key.enabled)
+        }

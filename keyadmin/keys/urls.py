@@ -1,0 +1,26 @@
+"""The dashboard's routes: connecting to an App Services user, the keys page and each action."""
+
+from __future__ import annotations
+
+from django.urls import path, register_converter
+from django.views.generic import RedirectView
+
+from keyadmin.keys import connect, views
+from keyadmin.keys.converters import KeyIdConverter
+
+# A key id that is not 24 lower-case hex digits never reaches a view (nor App Services): 404.
+register_converter(KeyIdConverter, "keyid")
+
+app_name = "keyadmin"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="keyadmin:keys"), name="home"),
+    path("appservices/sign-in/", connect.appservices_signin, name="appservices-signin"),
+    path("appservices/sign-out/", connect.appservices_signout, name="appservices-signout"),
+    path("keys/", views.key_list, name="keys"),
+    path("keys/new/", views.create_key, name="key-create"),
+    path("keys/<keyid:key_id>/", views.key_detail, name="key-detail"),
+    path("keys/<keyid:key_id>/enable/", views.enable_key, name="key-enable"),
+    path("keys/<keyid:key_id>/disable/", views.disable_key, name="key-disable"),
+    path("keys/<keyid:key_id>/delete/", views.delete_key, name="key-delete"),
+]

@@ -1,0 +1,127 @@
+"""The guards on staff pages: signed in (`staff_required`), holding a role (`role_required`).
+
+A signed-out request gets the configured way in (the development sign-in, the OIDC login, or for
+the proxy modes a 401 page: the proxy signs people in), never another source's.
+
+    @role_required(OPERATOR)
+    def delete_key(request, key_id): ...
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django_htmx.http import HttpResponseClientRedirect
+
+from keyadmin import audit
+from keyadmin.sso.mode import dev_sign_in_enabled
+from keyadmin.sso.roles import ROLES, roles_of
+
+logger = logging.getLogger("keyadmin.identity")
+
+
+def signin_url(request: HttpRequest, next_url: str = "") -> str | None:
+    """Where a signed-out staff member starts signing in; None when keyadmin cannot start it."""
+    allowed = next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    query = f"?{urlencode({'next': next_url})}" if allowed else ""
+    if dev_sign_in_enabled():
+        return reverse("sso:staff-signin") + query
+    if settings.KEYADMIN_SSO == "oidc":
+        try:
+            return reverse("sso:oidc-authenticate") + query
+        except NoReverseMatch:
+            logger.error("KEYADMIN_SSO=oidc but keyadmin.sso.urls is not included in the URLs")
+    return None
+
+
+SSO_PROBLEMS = {
+    "no-identity": 401,
+    "rejected": 401,
+    "not-staff": 403,
+    "oidc-failed": 403,
+}
+
+
+def sso_error(request: HttpRequest, problem: str, status: int | None = None) -> HttpResponse:
+    """The page for a sign-in that failed closed; no session exists after it."""
+    response = render(
+        request,
+        "keyadmin/sso-error.html",
+        {"problem": problem, "request_id": getattr(request, "request_id", "")},
+        status=status or SSO_PROBLEMS.get(problem, 403),
+    )
+    if request.headers.get("HX-Request") == "true":  # (may run before HtmxMiddleware)
+        response["HX-Refresh"] = "true"  # htmx does not swap errors: show this page whole
+    return response
+
+
+def _return_to(request: HttpRequest) -> str:
+    if getattr(request, "htmx", False):
+        return request.htmx.current_url_abs_path or ""
+    return request.get_full_path() if request.method == "GET" else ""
+
+
+def signin_needed(request: HttpRequest) -> HttpResponse:
+    """The answer to a signed-out request for a staff page."""
+    if settings.KEYADMIN_SSO in ("remote-user", "assertion"):
+        # The proxy or front server signs people in; it sent nobody this time.
+        return sso_error(request, "no-identity")
+    if dev_sign_in_enabled():
+        url = reverse("sso:staff-signin")
+    elif settings.KEYADMIN_SSO == "oidc":
+        url = signin_url(request, _return_to(request))
+    else:
+        url = None
+    if url is None:
+        return render(request, "keyadmin/no-signin.html", status=403)
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        return signin_needed(request)
+
+    return wrapper
+
+
+def role_required(
+    role: str,
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Only staff holding `role` get through: others a 403 page (audited), anonymous sign-in."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return signin_needed(request)
+            if role in roles_of(request.user):
+                return view(request, *args, **kwargs)
+            audit.record(
+                request,
+                "denied",
+                audit.DENIED,
+                key_id=kwargs.get("key_id"),
+                detail=f"{view.__name__} needs the {role} role",
+            )
+            return render(request, "keyadmin/forbidden.html", {"role": role}, status=403)
+
+        return wrapper
+
+    return decorator
