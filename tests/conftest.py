@@ -30,6 +30,16 @@ _CONTROL = requests.Session()
 _CONTROL.trust_env = False
 
 
+def mark_folder(items: list[pytest.Item], folder: Path, *marks: pytest.MarkDecorator) -> None:
+    """Give every test under `folder` these marks, unless its module chose its own of that name."""
+    for item in items:
+        if not item.path.is_relative_to(folder):
+            continue
+        for mark in marks:
+            if item.get_closest_marker(mark.name) is None:
+                item.add_marker(mark)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

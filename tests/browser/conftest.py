@@ -15,8 +15,9 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from keyadmin import appservices
+from tests.conftest import mark_folder
 from tests.sso.staff import configure, staff_user
-from tests.test_view_support import connect
+from tests.support import connect
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE_SOURCE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -35,9 +36,7 @@ CHROMIUM_ARGS = [
 
 
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/browser/" in str(item.fspath):
-            item.add_marker(pytest.mark.browser)
+    mark_folder(items, Path(__file__).parent, pytest.mark.browser)
 
 
 @pytest.fixture(scope="session")

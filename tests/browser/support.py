@@ -10,7 +10,7 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.test_view_support import create_key
+from tests.support import create_key
 
 KEYS_URL = "/keys/"
 SIGNIN_URL = "/appservices/sign-in/"

@@ -18,7 +18,7 @@ from tests.browser.support import (
     secret_panel,
     seed,
 )
-from tests.test_view_support import HTMX, key_url, row_post
+from tests.support import HTMX, key_url, row_post
 
 # The docs picture is refreshed only when asked (make screenshots), so a test run leaves the
 # checkout clean; otherwise it goes to a scratch file.

@@ -13,8 +13,6 @@ from keyadmin.audit.views import PAGE_SIZE, csv_cell
 from keyadmin.models import AuditEvent
 from tests.sso.fixtures import AUDITORS, OPERATORS, STAFF, use_remote_user_mode
 
-pytestmark = pytest.mark.django_db
-
 URL = "/audit/"
 EXPORT = "/audit/export.csv"
 AUDITOR = {

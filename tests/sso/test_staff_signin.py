@@ -4,9 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from keyadmin.sso.roles import roles_of
-from tests.test_view_support import HTMX, KEYS_URL
-
-pytestmark = pytest.mark.django_db
+from tests.support import HTMX, KEYS_URL
 
 URL = "/sign-in/"
 

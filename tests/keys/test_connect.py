@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import pytest
-
-from tests.test_view_support import (
+from tests.support import (
     KEYS_URL,
     SIGNIN_URL,
     connect,
@@ -10,8 +8,6 @@ from tests.test_view_support import (
     create_key,
     sign_in_staff,
 )
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def test_it_shows_the_ways_to_sign_in_and_the_app(client, emulator):

@@ -24,8 +24,6 @@ from keyadmin.sso import config
 from keyadmin.sso.sources import IdentityRejected, RemoteUserSource
 from tests.sso.fixtures import OPERATORS, STAFF, use_remote_user_mode
 
-pytestmark = pytest.mark.django_db
-
 URL = "/_test/whoami/"
 ISSUER = "https://sso.example.com/realms/staff"
 ENVIRON = {

@@ -26,7 +26,7 @@ from django.test import Client
 from keyadmin import appservices
 from tests.conftest import ROOT, free_port
 from tests.sso.fixtures import STAFF, use_remote_user_mode
-from tests.test_view_support import (
+from tests.support import (
     CREATE_URL,
     HTMX,
     KEYS_URL,
@@ -38,8 +38,6 @@ from tests.test_view_support import (
     row_post,
     sign_in_staff,
 )
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 ONLY_CHARS = "A key name can only contain ASCII letters, digits, underscores (_) and hyphens (-)."
 TOO_LONG = "Ensure this value has at most 64 characters"

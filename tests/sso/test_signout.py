@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.sessions.models import Session
 
-from tests.test_view_support import KEYS_URL, connected
+from tests.support import KEYS_URL, connected
 
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
+pytestmark = pytest.mark.staff_sso
 
 URL = "/sign-out/"
 

@@ -20,8 +20,6 @@ from django.urls import reverse
 from keyadmin.logformat import JsonFormatter, PlainFormatter
 from tests.sso.staff import provision_staff
 
-pytestmark = pytest.mark.staff_sso
-
 SECRET_IN_PANEL = re.compile(r'<code id="secret-value-[0-9a-f]{24}"[^>]*>([^<]+)</code>')
 VERBOSE_LOGGERS = ("keyadmin", "requests", "urllib3", "django", "django.request")
 

@@ -28,8 +28,6 @@ from tests.sso.fixtures import (
     use_assertion_mode,
 )
 
-pytestmark = pytest.mark.django_db
-
 URL = "/_test/whoami/"
 HEADER = "Cf-Access-Jwt-Assertion"
 

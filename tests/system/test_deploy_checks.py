@@ -21,7 +21,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.conftest import ROOT
-from tests.test_view_support import HTMX, connected
+from tests.support import HTMX, connected
 
 PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 

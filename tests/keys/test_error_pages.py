@@ -1,11 +1,8 @@
 from __future__ import annotations
 
-import pytest
 from django.core.exceptions import PermissionDenied
 from django.test import Client, RequestFactory
 from django.views import defaults
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def test_it_renders_our_404_page(client):

@@ -7,8 +7,6 @@ from django.db import OperationalError, connections
 
 from tests.sso.fixtures import use_remote_user_mode
 
-pytestmark = pytest.mark.django_db
-
 
 def test_healthz_answers_without_touching_the_database(client, django_assert_num_queries):
     with django_assert_num_queries(0):

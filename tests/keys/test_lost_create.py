@@ -16,9 +16,7 @@ import pytest
 
 from keyadmin.keys import views as keys_views
 from keyadmin.models import AuditEvent
-from tests.test_view_support import CREATE_URL, HTMX, KEYS_URL, connected, create_key
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
+from tests.support import CREATE_URL, HTMX, KEYS_URL, connected, create_key
 
 NAME = "ci-runner"
 LOST = f"Key “{NAME}” was created but its secret was lost in transit."

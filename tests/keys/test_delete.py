@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_view_support import (
+from tests.support import (
     HTMX,
     KEYS_URL,
     SIGNIN_URL,
@@ -10,8 +10,6 @@ from tests.test_view_support import (
     key_url,
     row_post,
 )
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.test_view_support import (
+from tests.support import (
     HTMX,
     KEYS_URL,
     SIGNIN_URL,
@@ -11,8 +11,6 @@ from tests.test_view_support import (
     key_url,
     row_post,
 )
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ from keyadmin import audit
 from keyadmin.appservices.connection import get_connection
 from keyadmin.models import AppendOnly, AuditEvent
 from keyadmin.sso.sources import StaffIdentity
-from tests.test_view_support import connect
-
-pytestmark = pytest.mark.django_db
+from tests.support import connect
 
 KEY_ID = "65a1b2c3d4e5f60718293a4b"
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.test_view_support import (
+from tests.support import (
     CREATE_URL,
     HTMX,
     KEYS_URL,
@@ -14,8 +14,6 @@ from tests.test_view_support import (
     create_key,
     sign_in_staff,
 )
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def hidden(html: str, element_id: str) -> bool:

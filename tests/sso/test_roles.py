@@ -18,8 +18,6 @@ from keyadmin.sso.sources import StaffIdentity
 from keyadmin.sso.staff import provision
 from tests.sso.fixtures import STAFF, use_remote_user_mode
 
-pytestmark = pytest.mark.django_db
-
 KEY_ID = "65a1b2c3d4e5f60718293a4b"
 VIEWERS, OPERATORS, AUDITORS = "kv", "ko", "ka"
 LIST, CHANGE, TRAIL, AUDIT = (

@@ -22,9 +22,7 @@ from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 
 from tests.conftest import APP_ID, free_port
-from tests.test_view_support import HTMX, SIGNIN_URL, connect, key_url, row_post, sign_in_staff
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
+from tests.support import HTMX, SIGNIN_URL, connect, key_url, row_post, sign_in_staff
 
 CREATE_URL = "/keys/new/"
 KEYS_URL = "/keys/"

@@ -13,9 +13,7 @@ from django.test import Client
 from django.utils.log import AdminEmailHandler
 
 from keyadmin import appservices, audit
-from tests.test_view_support import CREATE_URL, HTMX, connected
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
+from tests.support import CREATE_URL, HTMX, connected
 
 
 @pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])

@@ -18,8 +18,6 @@ from keyadmin.logformat import (
 )
 from tests.sso.staff import as_staff
 
-pytestmark = pytest.mark.django_db
-
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 KEY_SECRET = "Zx9" * 21 + "Q"  # 64 characters, as an App Services key secret
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from keyadmin.models import AuditEvent
-from tests.test_view_support import (
+from tests.support import (
     CREATE_URL,
     HTMX,
     KEYS_URL,
@@ -16,8 +16,6 @@ from tests.test_view_support import (
     row_post,
     sign_in_staff,
 )
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def test_a_viewer_sees_keys_but_no_actions(client, emulator, user_credentials):

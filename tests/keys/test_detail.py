@@ -1,15 +1,11 @@
 from __future__ import annotations
 
-import pytest
-
-from tests.test_view_support import (
+from tests.support import (
     connected,
     connected_anonymously,
     create_key,
     key_url,
 )
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def test_it_shows_one_key_fetched_by_id(client, emulator, user_credentials):

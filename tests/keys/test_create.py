@@ -8,7 +8,7 @@ import pytest
 from django.contrib.sessions.models import Session
 
 from keyadmin.keys import views as keys_views
-from tests.test_view_support import (
+from tests.support import (
     CREATE_URL,
     HTMX,
     KEYS_URL,
@@ -17,8 +17,6 @@ from tests.test_view_support import (
     connected_anonymously,
     create_key,
 )
-
-pytestmark = [pytest.mark.django_db, pytest.mark.staff_sso]
 
 
 def secret_in(html: str) -> str:

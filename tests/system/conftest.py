@@ -1,0 +1,11 @@
+"""keyadmin as a whole: settings, serving, logs, health, languages, several instances, load."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import mark_folder
+
+
+def pytest_collection_modifyitems(items):
+    mark_folder(items, Path(__file__).parent, pytest.mark.django_db)
