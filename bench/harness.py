@@ -18,7 +18,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 
 import requests
+
+from keyadmin.emulator.process import EmulatorProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -44,12 +45,6 @@ CLIENT_API = "/api/client/v2.0"
 # Variables that would change what the server under test does; the harness sets its own
 # (DATABASE_URL too: the database is always this run's own SQLite file).
 _OWN_PREFIXES = ("KEYADMIN_", "APPSERVICES_", "DJANGO_", "GUNICORN_", "DATABASE_URL")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def plain_session() -> requests.Session:
@@ -467,72 +462,6 @@ def check_detail(response: requests.Response, key: Key) -> str | None:
     return None
 
 
-# --- The local App Services server, for the bench (the load test uses tests.conftest's) ---
+# --- The local App Services server: keyadmin.emulator.process, shared with the tests ---
 
-
-@dataclass
-class Emulator:
-    """`manage.py emulator` on a free loopback port, with its `/_emulator/` controls."""
-
-    env: dict[str, str]
-    db_path: Path
-    app_id: str
-    latency_ms: int = 0
-    process: subprocess.Popen | None = None
-    url: str = ""
-    _control: requests.Session = field(default_factory=plain_session)
-
-    def start(self) -> Emulator:
-        port = free_port()
-        self.process = subprocess.Popen(  # noqa: S603 - our own manage.py, fixed arguments
-            [
-                PYTHON,
-                "manage.py",
-                "emulator",
-                "--addr",
-                f"127.0.0.1:{port}",
-                "--app-id",
-                self.app_id,
-                "--db",
-                str(self.db_path),
-                "--latency-ms",
-                str(self.latency_ms),
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(self.url + "/_emulator/stats", self.process, "the local server")
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        stop(self.process)
-
-    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
-        response = self._control.request(
-            method, f"{self.url}/_emulator/{path}", timeout=5, **kwargs
-        )
-        response.raise_for_status()
-        return response
-
-    def stats(self) -> dict:
-        return self._call("GET", "stats").json()
-
-    def reset_stats(self) -> None:
-        self._call("POST", "stats/reset")
-
-    def set_latency(self, ms: int) -> None:
-        self._call("POST", "latency", json={"ms": ms})
-
-    def create_user(self, email: str, password: str) -> str:
-        return self._call("POST", "users", json={"email": email, "password": password}).json()[
-            "user_id"
-        ]
-
-    def keys_of(self, email: str) -> list[dict]:
-        return self._call("GET", "keys", params={"email": email}).json()["keys"]
+Emulator = EmulatorProcess

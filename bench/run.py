@@ -537,9 +537,12 @@ def main(argv: list[str] | None = None) -> int:
     emulator = gunicorn = None
     clients: list[StaffClient] = []
     try:
-        emulator_env = keyadmin_env(workdir, "http://127.0.0.1:9", APP_ID)
         emulator = Emulator(
-            emulator_env, workdir / "appservices.sqlite3", APP_ID, latency_ms=args.latency_ms
+            APP_ID,
+            workdir / "appservices.sqlite3",
+            "--latency-ms",
+            str(args.latency_ms),
+            stdout=subprocess.DEVNULL,
         ).start()
         env = keyadmin_env(workdir, emulator.url, APP_ID)
         prepare_keyadmin(env)

@@ -11,23 +11,18 @@ import os
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop
 
 import secrets
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
+
+from keyadmin.emulator.process import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID = os.environ["APPSERVICES_APP_ID"]
 
 
-# The controls always go straight to the loopback server, even while a test sets proxy variables.
-_CONTROL = requests.Session()
-_CONTROL.trust_env = False
+# The one running local server the tests share, and how a test starts one of its own.
+EmulatorHandle = EmulatorProcess
 
 
 def mark_folder(items: list[pytest.Item], folder: Path, *marks: pytest.MarkDecorator) -> None:
@@ -40,94 +35,15 @@ def mark_folder(items: list[pytest.Item], folder: Path, *marks: pytest.MarkDecor
                 item.add_marker(mark)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class EmulatorHandle:
-    """The running local App Services server and its test controls."""
-
-    url: str
-    app_id: str
-    db_path: Path
-    process: subprocess.Popen
-
-    def _control(self, method: str, path: str, **kwargs) -> requests.Response:
-        response = _CONTROL.request(method, f"{self.url}/_emulator/{path}", timeout=5, **kwargs)
-        response.raise_for_status()
-        return response
-
-    def stats(self) -> dict:
-        return self._control("GET", "stats").json()
-
-    def request_count(self, route: str | None = None) -> int:
-        stats = self.stats()
-        return stats["total"] if route is None else stats["by_route"].get(route, 0)
-
-    def reset_stats(self) -> None:
-        self._control("POST", "stats/reset")
-
-    def add_fault(self, **spec) -> str:
-        return self._control("POST", "faults", json=spec).json()["id"]
-
-    def clear_faults(self) -> None:
-        self._control("DELETE", "faults")
-
-    def set_latency(self, ms: int) -> None:
-        self._control("POST", "latency", json={"ms": ms})
-
-    def create_user(self, email: str, password: str) -> str:
-        return self._control("POST", "users", json={"email": email, "password": password}).json()[
-            "user_id"
-        ]
-
-    def keys_of(self, email: str) -> list[dict]:
-        return self._control("GET", "keys", params={"email": email}).json()["keys"]
-
-
-def start_emulator(db_path: Path, *extra: str) -> EmulatorHandle:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "emulator",
-            "--addr",
-            f"127.0.0.1:{port}",
-            "--app-id",
-            APP_ID,
-            "--db",
-            str(db_path),
-            *extra,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the local App Services server exited with {process.returncode}")
-        try:
-            requests.get(f"{url}/_emulator/stats", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    else:
-        process.kill()
-        raise RuntimeError("the local App Services server did not start within 20 s")
-    return EmulatorHandle(url=url, app_id=APP_ID, db_path=db_path, process=process)
+def start_emulator(db_path: Path, *extra: str) -> EmulatorProcess:
+    return EmulatorProcess(APP_ID, db_path, *extra).start()
 
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory) -> EmulatorHandle:
     handle = start_emulator(tmp_path_factory.mktemp("emulator") / "appservices.sqlite3")
     yield handle
-    handle.process.terminate()
-    handle.process.wait(timeout=10)
+    handle.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -119,8 +119,7 @@ def test_it_signs_in_with_a_custom_token(tmp_path):
         tokens = AppServices(base_url=server.url).login("custom-token", {"token": token})
         profile = UserSession(tokens.hostname, tokens.refresh_token).profile()
     finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)
+        server.stop()
 
     assert "custom-token" in {identity.provider_type for identity in profile.identities}
 

@@ -25,8 +25,7 @@ def fresh_emulator(tmp_path):
         tmp_path / "conformance.sqlite3", "--custom-token-secret", CUSTOM_TOKEN_SECRET
     )
     yield server
-    server.process.terminate()
-    server.process.wait(timeout=10)
+    server.stop()
 
 
 def run_conformance(url: str, app_id: str, env: dict[str, str]) -> subprocess.CompletedProcess:

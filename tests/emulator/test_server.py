@@ -30,6 +30,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import CommandError, call_command
 
+from keyadmin.emulator.process import Controls
 from tests.conftest import APP_ID, ROOT, EmulatorHandle, start_emulator
 
 API = "/api/client/v2.0"
@@ -43,7 +44,7 @@ SECRET_SHAPE = r"[A-Za-z0-9]{64}"
 
 
 def call(
-    server: EmulatorHandle,
+    server: Controls,
     method: str,
     path: str,
     token: str | None = None,
@@ -55,23 +56,23 @@ def call(
     return requests.request(method, server.url + path, headers=headers, timeout=5, **kwargs)
 
 
-def login(server: EmulatorHandle, provider: str, body: dict) -> requests.Response:
+def login(server: Controls, provider: str, body: dict) -> requests.Response:
     return call(server, "POST", f"{APP}/auth/providers/{provider}/login", json=body)
 
 
-def sign_in(server: EmulatorHandle, email: str, password: str = PASSWORD) -> dict:
+def sign_in(server: Controls, email: str, password: str = PASSWORD) -> dict:
     response = login(server, "local-userpass", {"username": email, "password": password})
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def new_user(server: EmulatorHandle) -> tuple[str, dict]:
+def new_user(server: Controls) -> tuple[str, dict]:
     email = f"user-{secrets.token_hex(4)}@example.com"
     server.create_user(email, PASSWORD)
     return email, sign_in(server, email)
 
 
-def create_key(server: EmulatorHandle, refresh_token: str, name: str) -> dict:
+def create_key(server: Controls, refresh_token: str, name: str) -> dict:
     response = call(server, "POST", KEYS, refresh_token, json={"name": name})
     assert response.status_code == 201, response.text
     return response.json()
@@ -102,8 +103,7 @@ def claims(token: str) -> dict:
 
 
 def stop(server: EmulatorHandle) -> None:
-    server.process.terminate()
-    server.process.wait(timeout=10)
+    server.stop()
 
 
 @pytest.fixture
@@ -1129,14 +1129,22 @@ def test_emulator_adduser_exits_non_zero_for_a_known_email(tmp_path):
 
 
 def start_process(db_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    """The server on a port of its own choosing, and the URL from its one-line announcement."""
+    """The server on a port of its own choosing, and the URL from its one-line announcement.
+
+    Started as `python -m keyadmin.emulator` with no keyadmin settings or secrets at all.
+    """
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("KEYADMIN_", "APPSERVICES_", "DJANGO_"))
+    }
     process = subprocess.Popen(
         [
-            *(sys.executable, "manage.py", "emulator", "--addr", "127.0.0.1:0"),
+            *(sys.executable, "-m", "keyadmin.emulator", "--addr", "127.0.0.1:0"),
             *("--app-id", APP_ID, "--db", str(db_path), *extra),
         ],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1152,7 +1160,7 @@ def test_it_announces_itself_stays_quiet_and_exits_cleanly_on_a_signal(tmp_path,
     process, url = start_process(
         tmp_path / "quiet.sqlite3", "--demo-user", f"demo@example.com:{PASSWORD}"
     )
-    server = EmulatorHandle(url=url, app_id=APP_ID, db_path=tmp_path, process=process)
+    server = Controls(url, APP_ID)
     tokens = sign_in(server, "demo@example.com")
     call(server, "GET", KEYS, tokens["refresh_token"])
     call(server, "GET", KEYS, "garbage")
@@ -1167,7 +1175,7 @@ def test_it_announces_itself_stays_quiet_and_exits_cleanly_on_a_signal(tmp_path,
 
 def test_verbose_logs_one_line_per_request_without_tokens(tmp_path):
     process, url = start_process(tmp_path / "loud.sqlite3", "--verbose")
-    server = EmulatorHandle(url=url, app_id=APP_ID, db_path=tmp_path, process=process)
+    server = Controls(url, APP_ID)
     _email, tokens = new_user(server)
     call(server, "GET", KEYS, tokens["refresh_token"])
 

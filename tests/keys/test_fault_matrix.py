@@ -21,7 +21,8 @@ import requests
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 
-from tests.conftest import APP_ID, free_port
+from keyadmin.emulator.process import free_port
+from tests.conftest import APP_ID
 from tests.support import HTMX, SIGNIN_URL, connect, key_url, row_post, sign_in_staff
 
 CREATE_URL = "/keys/new/"

@@ -24,7 +24,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from keyadmin import appservices
-from tests.conftest import ROOT, free_port
+from keyadmin.emulator.process import free_port
+from tests.conftest import ROOT
 from tests.sso.fixtures import STAFF, use_remote_user_mode
 from tests.support import (
     CREATE_URL,

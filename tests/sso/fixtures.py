@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from keyadmin.emulator.process import free_port
 from keyadmin.sso import jwks as jwks_module
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
 
 ISSUER = "https://team.cloudflareaccess.example"
 AUDIENCE = "keyadmin-aud-tag"

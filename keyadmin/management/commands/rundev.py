@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+
+from keyadmin.emulator.process import EmulatorProcess
 
 DEMO_EMAIL = "demo@example.com"
 # A demo user on a loopback-only local server: nothing to protect.
@@ -37,24 +34,18 @@ class Command(BaseCommand):
         if upstream.hostname not in ("127.0.0.1", "localhost"):
             raise CommandError("APPSERVICES_BASE_URL must point at the local server for rundev")
         call_command("migrate", interactive=False, verbosity=0)
-        server = subprocess.Popen(  # noqa: S603 - our own manage.py, fixed arguments
-            [
-                sys.executable,
-                "manage.py",
-                "emulator",
-                "--addr",
-                upstream.netloc,
-                "--app-id",
-                settings.APPSERVICES_APP_ID,
-                "--db",
-                str(settings.BASE_DIR / "var" / "appservices.sqlite3"),
-                "--demo-user",
-                f"{DEMO_EMAIL}:{DEMO_PASSWORD}",
-            ],
-            cwd=settings.BASE_DIR,
+        server = EmulatorProcess(
+            settings.APPSERVICES_APP_ID,
+            settings.BASE_DIR / "var" / "appservices.sqlite3",
+            "--demo-user",
+            f"{DEMO_EMAIL}:{DEMO_PASSWORD}",
+            port=upstream.port or 80,
         )
         try:
-            self._wait_for(settings.APPSERVICES_BASE_URL, server)
+            try:
+                server.start()
+            except RuntimeError as exc:
+                raise CommandError(str(exc)) from exc
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\n  keyadmin:          http://{addr}/\n"
@@ -69,17 +60,4 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            server.terminate()
-            server.wait(timeout=10)
-
-    def _wait_for(self, base_url: str, server: subprocess.Popen) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise CommandError("the local App Services server did not start (see above)")
-            try:
-                urllib.request.urlopen(f"{base_url}/_emulator/stats", timeout=1)  # noqa: S310  # nosec B310 - loopback, checked above
-                return
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        raise CommandError("the local App Services server did not answer within 20 s")
+            server.stop()
