@@ -58,23 +58,22 @@ class AuditEvent(models.Model):
         FAILED = "failed", _("Failed")
         DENIED = "denied", _("Denied")
 
-    ACTIONS = (
-        "signin",
-        "signout",
-        "appservices-signin",
-        "appservices-signout",
-        "list",
-        "view",
-        "create",
-        "enable",
-        "disable",
-        "delete",
-        "audit-export",
-        "denied",
-    )
+    class Action(models.TextChoices):
+        # Reads (listing keys, a key's detail) are not recorded: the trail is about changes,
+        # sign-ins and refusals, and a row per page view would bury them.
+        SIGNIN = "signin", _("Staff sign-in")
+        SIGNOUT = "signout", _("Staff sign-out")
+        APPSERVICES_SIGNIN = "appservices-signin", _("App Services sign-in")
+        APPSERVICES_SIGNOUT = "appservices-signout", _("App Services sign-out")
+        CREATE = "create", _("Create key")
+        ENABLE = "enable", _("Enable key")
+        DISABLE = "disable", _("Disable key")
+        DELETE = "delete", _("Delete key")
+        AUDIT_EXPORT = "audit-export", _("Audit export")
+        DENIED = "denied", _("Refused (role)")
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
-    action = models.CharField(max_length=32, db_index=True)
+    action = models.CharField(max_length=32, db_index=True, choices=Action.choices)
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
     status = models.PositiveSmallIntegerField(null=True, blank=True)  # upstream HTTP status
     staff_issuer = models.CharField(max_length=255, blank=True)

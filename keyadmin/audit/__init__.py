@@ -116,7 +116,7 @@ def record(
     identity: StaffIdentity | None = None,
 ) -> AuditEvent | None:
     """Append one event. `identity` names the actor when nobody is signed in (a refusal)."""
-    if action not in AuditEvent.ACTIONS:
+    if action not in AuditEvent.Action.values:
         raise ValueError(f"unknown audit action {action!r}")
     if outcome not in AuditEvent.Outcome.values:
         raise ValueError(f"unknown audit outcome {outcome!r}")

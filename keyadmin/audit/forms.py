@@ -24,7 +24,7 @@ class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(
         label=_("Action"),
         required=False,
-        choices=[("", _("Any"))] + [(action, action) for action in AuditEvent.ACTIONS],
+        choices=[("", _("Any")), *AuditEvent.Action.choices],
     )
     outcome = forms.ChoiceField(
         label=_("Outcome"),
