@@ -12,6 +12,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.functional import empty
 
 from keyadmin.logformat import clean_path, current_request_id
+from keyadmin.sso.staff import staff_of
 
 
 def no_store_when_signed_in(get_response: Callable[[HttpRequest], HttpResponse]):
@@ -65,8 +66,6 @@ def _staff_subject(request: HttpRequest) -> str:
     try:
         if not user.is_authenticated:
             return ""
-        from keyadmin.sso.staff import staff_of
-
         staff = staff_of(user)
         return (staff.subject if staff is not None else user.get_username())[:255]
     except Exception:  # the log line must never turn an answer into an error
