@@ -102,15 +102,34 @@ SSO_ENV = {
 }
 
 
-def keyadmin_env(workdir: Path, upstream_url: str, app_id: str) -> dict[str, str]:
-    """The environment of a production keyadmin with fresh secrets, a file DB and static root."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
-    env.update(SSO_ENV)
+# What a server "built from nothing" (inherit=False) still gets from this process's environment.
+PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+def keyadmin_env(
+    workdir: Path,
+    upstream_url: str,
+    app_id: str,
+    *,
+    sso: dict[str, str] | None = None,
+    inherit: bool = True,
+    **overrides: str | None,
+) -> dict[str, str]:
+    """The environment of a production keyadmin with fresh secrets, a file DB and static root.
+
+    Nothing of ours is inherited (`_OWN_PREFIXES`); with `inherit=False` nothing at all but
+    `PASS_THROUGH`, so a test run's own softenings cannot leak into what is checked. An override
+    of None leaves that variable out (keyadmin's own default then applies).
+    """
+    if inherit:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
+    else:
+        env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+    env.update(SSO_ENV if sso is None else sso)
     env.update(
         DJANGO_SETTINGS_MODULE="keyadmin.settings",
         KEYADMIN_SECRET_KEY=secrets.token_urlsafe(50),
         KEYADMIN_TOKEN_KEY=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        KEYADMIN_OIDC_CLIENT_SECRET=secrets.token_urlsafe(32),
         KEYADMIN_SQLITE_PATH=str(workdir / "keyadmin.sqlite3"),
         KEYADMIN_STATIC_ROOT=str(workdir / "static"),
         KEYADMIN_ALLOWED_HOSTS="127.0.0.1",
@@ -120,13 +139,25 @@ def keyadmin_env(workdir: Path, upstream_url: str, app_id: str) -> dict[str, str
         APPSERVICES_ALLOWED_HOSTS="127.0.0.1",
         PYTHONUNBUFFERED="1",
     )
-    return env
+    if env.get("KEYADMIN_SSO") == "oidc":
+        env["KEYADMIN_OIDC_CLIENT_SECRET"] = secrets.token_urlsafe(32)
+    env.update(overrides)
+    return {name: value for name, value in env.items() if value is not None}
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run(  # noqa: S603 - our own manage.py, fixed arguments
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    """`manage.py ARGS` in that environment; its output, or RuntimeError with the error's tail."""
+    result = subprocess.run(  # noqa: S603 - our own manage.py, fixed arguments
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} failed:\n{redact(result.stderr[-3000:], 3000)}")
+    return result.stdout
 
 
 def prepare_keyadmin(env: dict[str, str]) -> None:
@@ -135,11 +166,27 @@ def prepare_keyadmin(env: dict[str, str]) -> None:
     manage(env, "collectstatic", "--noinput", "--verbosity", "0")
 
 
-def make_staff_sessions(env: dict[str, str], count: int, workdir: Path) -> list[str]:
-    """`count` signed-in staff sessions, made in the database; returns their session keys."""
-    out = workdir / "staff-sessions.json"
+def make_staff_sessions(
+    env: dict[str, str], count: int, workdir: Path, name: str = "", roles: tuple[str, ...] = ()
+) -> list[str]:
+    """`count` signed-in staff sessions, made in the database; returns their session keys.
+
+    Each holds `roles` (viewer and operator when none are given) through the role groups of `env`.
+    """
+    out = workdir / f"staff-sessions-{secrets.token_hex(4)}.json"
     subprocess.run(  # noqa: S603 - our own helper, fixed arguments
-        [PYTHON, "-m", "bench.staff_sessions", str(count), str(out)], cwd=ROOT, env=env, check=True
+        [
+            PYTHON,
+            "-m",
+            "bench.staff_sessions",
+            str(count),
+            str(out),
+            *([name] if name or roles else []),
+            *roles,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
     )
     keys = json.loads(out.read_text())
     out.unlink()

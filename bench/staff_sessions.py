@@ -1,13 +1,13 @@
 """Make signed-in staff sessions directly in keyadmin's database (DEBUG is off: no dev sign-in).
 
-    python -m bench.staff_sessions COUNT OUT_FILE
+    python -m bench.staff_sessions COUNT OUT_FILE [NAME [ROLE ...]]
 
 Run with the same environment as the server (see `harness.keyadmin_env`: oidc mode with an issuer
 that is never contacted, and role groups). Each staff member is provisioned through keyadmin's
-own code (`keyadmin.sso.staff.provision`), as the SSO callback would, holding the viewer and
-operator roles; its session holds what `django.contrib.auth.login` puts there, naming the first
-configured authentication backend. The session keys are written to OUT_FILE (mode 0600, JSON
-list), never printed.
+own code (`keyadmin.sso.staff.provision`), as the SSO callback would, holding the given roles
+(viewer and operator by default) through the configured role groups; its session holds what
+`django.contrib.auth.login` puts there, naming the first configured authentication backend. The
+session keys are written to OUT_FILE (mode 0600, JSON list), never printed.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import json
 import os
 import sys
 
+DEFAULT_ROLES = ("viewer", "operator")
 
-def main(count: int, out_file: str) -> None:
+
+def main(count: int, out_file: str, name: str = "", roles: tuple[str, ...] = DEFAULT_ROLES) -> None:
     import django
 
     django.setup()
@@ -33,11 +35,9 @@ def main(count: int, out_file: str) -> None:
     issuer = configured_issuer()
     if not issuer:
         raise SystemExit("no SSO issuer is configured: staff would hold no role")
-    groups = (
-        *settings.KEYADMIN_SSO_ALLOWED_GROUPS,
-        *settings.KEYADMIN_ROLE_GROUPS_VIEWER,
-        *settings.KEYADMIN_ROLE_GROUPS_OPERATOR,
-    )
+    groups = tuple(settings.KEYADMIN_SSO_ALLOWED_GROUPS)
+    for role in roles:
+        groups += tuple(getattr(settings, f"KEYADMIN_ROLE_GROUPS_{role.upper()}"))
     backend = settings.AUTHENTICATION_BACKENDS[0]
     keys = []
     with transaction.atomic():
@@ -45,8 +45,8 @@ def main(count: int, out_file: str) -> None:
             user = provision(
                 StaffIdentity(
                     issuer=issuer,
-                    subject=f"bench-staff-{number:02d}",
-                    name=f"Load staff {number:02d}",
+                    subject=f"bench-staff-{number:02d}-{os.getpid()}",
+                    name=name or f"Load staff {number:02d}",
                     email=f"bench-staff-{number:02d}@example.com",
                     groups=groups,
                 )
@@ -65,4 +65,9 @@ def main(count: int, out_file: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2])
+    main(
+        int(sys.argv[1]),
+        sys.argv[2],
+        sys.argv[3] if len(sys.argv) > 3 else "",
+        tuple(sys.argv[4:]) or DEFAULT_ROLES,
+    )

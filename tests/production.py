@@ -7,7 +7,8 @@ static root of its own. `Server` runs it under gunicorn with the committed gunic
 free loopback port; `Browser` talks to it as a browser would (the production cookies are
 `__Host-` and Secure, which no cookie jar sends over plain http, so cookies are kept here); and
 `staff_session()` makes a signed-in staff session directly in the server's database, as the
-SSO callback would.
+SSO callback would. All of it is bench/harness.py's, the one runner of a production keyadmin,
+with the tests' SSO issuer.
 
 Nothing here prints a session key, a token or a secret.
 """
@@ -15,26 +16,21 @@ Nothing here prints a session key, a token or a secret.
 from __future__ import annotations
 
 import atexit
-import base64
 import functools
 import os
-import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 import requests
 
-from bench.harness import Gunicorn
-from tests.conftest import ROOT
+from bench.harness import Gunicorn, keyadmin_env, make_staff_sessions, manage
+from keyadmin.sso.roles import ROLES
 from tests.sso.staff import ALLOWED, TEST_ISSUER
 
 SESSION_COOKIE = "__Host-sessionid"
 CSRF_COOKIE = "__Host-csrftoken"
-_OWN = ("KEYADMIN_", "APPSERVICES_", "DJANGO_", "GUNICORN_", "DATABASE_URL")
 
 SSO_ENV = {
     "KEYADMIN_SSO": "oidc",
@@ -61,78 +57,27 @@ def collected_static() -> Path:
 
 
 def production_env(
-    workdir: Path, upstream_url: str = "http://127.0.0.1:9", **overrides: str
+    workdir: Path, upstream_url: str = "http://127.0.0.1:9", **overrides: str | None
 ) -> dict[str, str]:
-    """A production keyadmin's environment: nothing inherited that could change what it does.
+    """A production keyadmin's environment (bench.harness.keyadmin_env) with the test SSO.
 
-    Its static root is `collected_static()` unless KEYADMIN_STATIC_ROOT is given.
+    Unlike the bench's, https redirects stay at keyadmin's default (on) unless overridden, and the
+    static root is `collected_static()` unless KEYADMIN_STATIC_ROOT is given.
     """
-    env = {name: value for name, value in os.environ.items() if not name.startswith(_OWN)}
-    env.update(SSO_ENV)
-    env.update(
-        DJANGO_SETTINGS_MODULE="keyadmin.settings",
-        KEYADMIN_SECRET_KEY=secrets.token_urlsafe(50),
-        KEYADMIN_TOKEN_KEY=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        KEYADMIN_OIDC_CLIENT_SECRET=secrets.token_urlsafe(32),
-        KEYADMIN_SQLITE_PATH=str(workdir / "keyadmin.sqlite3"),
-        KEYADMIN_ALLOWED_HOSTS="127.0.0.1",
-        APPSERVICES_BASE_URL=upstream_url,
-        APPSERVICES_APP_ID=os.environ["APPSERVICES_APP_ID"],
-        APPSERVICES_ALLOWED_HOSTS="127.0.0.1",
-        PYTHONUNBUFFERED="1",
+    overrides.setdefault("KEYADMIN_SSL_REDIRECT", None)
+    if "KEYADMIN_STATIC_ROOT" not in overrides:
+        overrides["KEYADMIN_STATIC_ROOT"] = str(collected_static())
+    return keyadmin_env(
+        workdir, upstream_url, os.environ["APPSERVICES_APP_ID"], sso=SSO_ENV, **overrides
     )
-    env.update(overrides)
-    if "KEYADMIN_STATIC_ROOT" not in env:
-        env["KEYADMIN_STATIC_ROOT"] = str(collected_static())
-    return env
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"manage.py {args[0]} failed:\n{result.stderr[-3000:]}"
-
-
-STAFF_SESSION = """
-import os, sys
-import django
-django.setup()
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
-from tests.sso.staff import staff_user
-user = staff_user(*sys.argv[2:], name=sys.argv[1])
-session = SessionStore()
-session[SESSION_KEY] = str(user.pk)
-session[BACKEND_SESSION_KEY] = "keyadmin.sso.backends.StaffBackend"
-session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-session.create()
-fd = os.open(os.environ["STAFF_SESSION_OUT"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-with os.fdopen(fd, "w") as out:
-    out.write(session.session_key)
-"""
 
 
 def staff_session(env: dict[str, str], workdir: Path, name: str, *roles: str) -> str:
-    """A signed-in staff session in the server's database (its key; never printed)."""
-    out = workdir / f"staff-session-{secrets.token_hex(4)}"
-    result = subprocess.run(
-        [sys.executable, "-c", STAFF_SESSION, name, *roles],
-        cwd=ROOT,
-        env={**env, "STAFF_SESSION_OUT": str(out)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    key = out.read_text()
-    out.unlink()
-    return key
+    """A signed-in staff session in the server's database holding `roles` (all when none given).
+
+    Its key is returned, never printed.
+    """
+    return make_staff_sessions(env, 1, workdir, name=name, roles=roles or ROLES)[0]
 
 
 def keyadmin_server(env: dict[str, str], log_path: Path, threads: int = 4) -> Gunicorn:

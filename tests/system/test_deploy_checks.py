@@ -10,45 +10,48 @@ ruff is run by `make test` itself.
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 
+from bench.harness import keyadmin_env
 from tests.conftest import ROOT
 from tests.support import HTMX, connected
-
-PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 
 def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """A production environment: DEBUG off (the default), real-looking secrets, a host name.
 
-    Built from nothing: the test run's own variables (KEYADMIN_SSL_REDIRECT=false, ...) must not
-    soften what is checked.
+    Built from nothing (inherit=False): the test run's own variables (KEYADMIN_SSL_REDIRECT=false,
+    ...) must not soften what is checked, and the upstream is App Services' default.
     """
-    env = {name: os.environ[name] for name in PASS_THROUGH if name in os.environ}
-    env.update(
-        DJANGO_SETTINGS_MODULE="keyadmin.settings",
-        KEYADMIN_SECRET_KEY=secrets.token_urlsafe(50),
-        KEYADMIN_TOKEN_KEY=Fernet.generate_key().decode(),
-        KEYADMIN_ALLOWED_HOSTS="keyadmin.example.com",
-        KEYADMIN_CSRF_TRUSTED_ORIGINS="https://keyadmin.example.com",
-        KEYADMIN_SQLITE_PATH=str(tmp_path / "keyadmin.sqlite3"),
-        APPSERVICES_APP_ID="keyadmin-prod-abcde",
-        KEYADMIN_SSO="remote-user",
-        KEYADMIN_SSO_ISSUER="https://sso.example.com/realms/staff",
-        KEYADMIN_SSO_ALLOWED_GROUPS="keyadmin-staff",
-        KEYADMIN_ROLE_GROUPS_VIEWER="keyadmin-staff",
-        KEYADMIN_ROLE_GROUPS_OPERATOR="keyadmin-operators",
+    settings = {
+        "KEYADMIN_ALLOWED_HOSTS": "keyadmin.example.com",
+        "KEYADMIN_CSRF_TRUSTED_ORIGINS": "https://keyadmin.example.com",
+        "KEYADMIN_SSL_REDIRECT": None,
+        "KEYADMIN_STATIC_ROOT": None,
+        "APPSERVICES_BASE_URL": None,
+        "APPSERVICES_ALLOWED_HOSTS": None,
+        "PYTHONUNBUFFERED": None,
+        **extra,
+    }
+    return keyadmin_env(
+        tmp_path,
+        upstream_url="",
+        app_id="keyadmin-prod-abcde",
+        sso={
+            "KEYADMIN_SSO": "remote-user",
+            "KEYADMIN_SSO_ISSUER": "https://sso.example.com/realms/staff",
+            "KEYADMIN_SSO_ALLOWED_GROUPS": "keyadmin-staff",
+            "KEYADMIN_ROLE_GROUPS_VIEWER": "keyadmin-staff",
+            "KEYADMIN_ROLE_GROUPS_OPERATOR": "keyadmin-operators",
+        },
+        inherit=False,
+        **settings,
     )
-    env.update(extra)
-    return env
 
 
 def _check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
