@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEV_ENV := var/dev.env
 
-.PHONY: run test test-postgres lint bench chromium messages clean screenshots
+.PHONY: run test test-fast test-postgres lint bench chromium messages clean screenshots
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ chromium:
 
 # Translations: locale/es/LC_MESSAGES/django.po is committed, the .mo is built here (git-ignored)
 # with GNU gettext's msgfmt. django-admin runs without settings (none are needed), and --ignore
-# keeps compilemessages out of the catalogs inside .venv (toolchain.md §6).
+# keeps compilemessages out of the catalogs inside .venv (it would recompile Django's own).
 MO := locale/es/LC_MESSAGES/django.mo
 I18N_IGNORE := --ignore=.venv --ignore=node_modules --ignore=var --ignore=staticfiles
 
@@ -66,12 +66,19 @@ lint: $(VENV)/.installed-test
 test: $(VENV)/.installed-test node_modules/.installed chromium $(MO) lint
 	$(PY) -m pytest
 
-# The whole suite once more on PostgreSQL (.ci/run starts one and sets DATABASE_URL). The role
-# must be allowed to create databases: each run makes and drops its own test_keyadmin_<pid>.
-test-postgres: $(VENV)/.installed-test node_modules/.installed chromium $(MO)
+# The inner loop: everything but the browser and load tests (about a quarter of `make test`).
+test-fast: $(VENV)/.installed-test node_modules/.installed $(MO)
+	$(PY) -m pytest -m "not browser and not load"
+
+# The suite once more on PostgreSQL (.ci/run starts one and sets DATABASE_URL). The role must be
+# allowed to create databases: each run makes and drops its own test_keyadmin_<pid>. Left out:
+# what never touches keyadmin's database (the App Services client and the local server, which
+# keeps its own SQLite file) and the browser tests, which reach the database only through the
+# same views the other tests drive on PostgreSQL.
+test-postgres: $(VENV)/.installed-test node_modules/.installed $(MO)
 	@case "$$DATABASE_URL" in postgres://*|postgresql://*) ;; \
 		*) echo "test-postgres needs DATABASE_URL=postgres://USER:PASSWORD@HOST:PORT/NAME" >&2; exit 1;; esac
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not browser" --ignore=tests/appservices --ignore=tests/emulator
 
 # keyadmin under gunicorn (gunicorn.conf.py) on the local App Services server: latency against the
 # direct floor, upstream requests, bytes, CPU and memory per worker, throughput. Writes bench/results.json.

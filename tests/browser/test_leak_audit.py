@@ -1,4 +1,4 @@
-"""Leak audit, end to end (issue 5, item 4).
+"""Leak audit, end to end.
 
 A staff member signs in to App Services in the browser, creates keys (htmx, and one plain POST),
 goes Back and reloads; then a 500 is induced inside the create view, after App Services handed

@@ -1,4 +1,4 @@
-"""Every App Services failure, on every action, with and without htmx (issue 5, item 1).
+"""Every App Services failure, on every action, with and without htmx.
 
 Faults are injected through the local App Services server's controls (`route` = the action's
 upstream route, so nothing else is disturbed); "refused" points keyadmin at a closed port

@@ -1,4 +1,4 @@
-"""Hostile input (issue 5, item 3): every case is refused with a clear answer, and an invalid one
+"""Hostile input: every case is refused with a clear answer, and an invalid one
 never costs an App Services request (the local server's request count stays where it was).
 
 Names typed into the create form, display names posted back by row forms, key ids in URLs (and

@@ -1,4 +1,4 @@
-"""A lost create (issue 5, item 2): App Services made the key but its answer never arrived.
+"""A lost create: App Services made the key but its answer never arrived.
 
 keyadmin then makes ONE list request for the name it asked for. Found: the key exists and its
 secret is lost, so it says so and offers a one-click delete (htmx, and a plain-POST fallback).

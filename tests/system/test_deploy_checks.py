@@ -1,4 +1,4 @@
-"""Deploy checks that run with every test run (issue 5, item 5).
+"""Deploy checks that run with every test run.
 
 - `manage.py check --deploy` with production settings prints nothing (warnings fail);
 - the Content-Security-Policy on real responses allows no inline or eval'd code (the browser
