@@ -77,9 +77,12 @@ class KeyNameTaken(AppServicesError):
 
 class KeyLimitReached(AppServicesError):
     default_message = gettext_noop(
-        "This user already has 20 API keys, the most App Services allows. "
+        "This user already has %(max)d API keys, the most App Services allows. "
         "Delete a key before creating another."
     )
+
+    def __init__(self, message: str | None = None, **kwargs) -> None:
+        super().__init__(message or _(self.default_message) % {"max": MAX_KEYS_PER_USER}, **kwargs)
 
 
 class RequestRejected(AppServicesError):

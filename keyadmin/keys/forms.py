@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
-from keyadmin.appservices import KEY_NAME_PATTERN, MAX_KEY_NAME_LENGTH
+from keyadmin.appservices import (
+    KEY_NAME_PATTERN,
+    MAX_KEY_NAME_LENGTH,
+    InvalidKeyName,
+    check_key_name,
+)
 from keyadmin.forms import QUIET
 
 # Browsers compile `pattern` with the `v` flag, where a bare "-" in a class is a syntax error.
@@ -61,15 +65,6 @@ class CreateKeyForm(forms.Form):
     name = forms.CharField(
         label=_("Key name"),
         max_length=MAX_KEY_NAME_LENGTH,
-        validators=[
-            RegexValidator(
-                f"^{KEY_NAME_PATTERN}$",
-                _(
-                    "A key name can only contain ASCII letters, digits, "
-                    "underscores (_) and hyphens (-)."
-                ),
-            )
-        ],
         error_messages={"required": _("Give the key a name.")},
         widget=forms.TextInput(
             attrs={
@@ -79,6 +74,13 @@ class CreateKeyForm(forms.Form):
             }
         ),
     )
+
+    def clean_name(self) -> str:
+        # The client's own check, so the form and App Services' rule cannot drift apart.
+        try:
+            return check_key_name(self.cleaned_data["name"])
+        except InvalidKeyName as error:
+            raise forms.ValidationError(error.message, code="invalid") from None
 
 
 def posted_key_name(value: str | None) -> str:

@@ -5,8 +5,6 @@
   'use strict';
   document.documentElement.classList.add('js');
 
-  var NAME_OK = /^[A-Za-z0-9_-]+$/;
-
   if (window.htmx) {
     // No inline styles here (CSP style-src 'self'), so htmx must never copy a style attribute
     // from an old element to its replacement: that setAttribute would be a CSP violation.
@@ -102,12 +100,13 @@
       problem = submitting ? text(form, 'required') : '';
     } else if (value.length > max) {
       problem = text(form, 'long');
-    } else if (!NAME_OK.test(value)) {
+    } else if (input.validity.patternMismatch) {
+      // The rule is the input's own pattern attribute, rendered from the server's.
+      var allowed = new RegExp('^(?:' + input.getAttribute('pattern') + ')$');
       var bad = [];
-      value.replace(/[^A-Za-z0-9_-]/g, function (c) {
+      Array.from(value).forEach(function (c) {
         var shown = c === ' ' ? text(form, 'space') : c;
-        if (bad.indexOf(shown) < 0) { bad.push(shown); }
-        return c;
+        if (!allowed.test(c) && bad.indexOf(shown) < 0) { bad.push(shown); }
       });
       problem = text(form, 'chars') + ' \u201c' + bad.join('\u201d, \u201c') + '\u201d';
     } else if (rows().some(function (row) { return row.getAttribute('data-name') === value; })) {
