@@ -29,6 +29,7 @@ from pathlib import Path
 import requests
 
 from keyadmin.emulator.process import EmulatorProcess, free_port
+from keyadmin.redact import OPAQUE_IN_AUDIT, for_log
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -302,13 +303,13 @@ def memory_kib(pid: int) -> dict[str, int]:
 _CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 _CSRF_HEADER = re.compile(r"hx-headers='\{\"x-csrftoken\": \"([^\"]+)\"\}'")
 _SECRET = re.compile(r'(class="secret-value"[^>]*>)[^<]*(<)')
-_LONG_TOKEN = re.compile(r"[A-Za-z0-9_\-.]{40,}")
 
 
 def redact(text: str, limit: int = 600) -> str:
     """A response excerpt fit for a failure message: no key secret, token or session key."""
     text = _SECRET.sub(r"\1[secret]\2", text)
-    text = _LONG_TOKEN.sub("[redacted]", text)
+    # Stricter than a log line: a response excerpt may hold a session key (32) or CSRF token.
+    text = OPAQUE_IN_AUDIT.sub("[redacted]", for_log(text))
     return text[:limit]
 
 

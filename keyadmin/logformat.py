@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import unicodedata
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from keyadmin.redact import for_log, printable
 
 # The request being served by this thread (set by keyadmin.middleware.access_log).
 current_request_id: ContextVar[str] = ContextVar("keyadmin_request_id", default="")
@@ -28,32 +28,15 @@ current_request_id: ContextVar[str] = ContextVar("keyadmin_request_id", default=
 FORMATS = ("plain", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+")
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
-# Long unbroken runs of token alphabet: App Services key secrets (64), Fernet tokens (100+). From
-# 48 on, so that identifiers stay readable: key ids (24), request ids (32), uuids (36) and staff
-# subjects such as Entra ID's (43). Without "/", so that a URL path is judged segment by segment.
-_OPAQUE = re.compile(r"[A-Za-z0-9+=_-]{48,}")
-_COOKIE = re.compile(r"(?i)\b((?:__host-)?(?:sessionid|csrftoken)=)[^\s;\"',]+")
-
 # Fields of keyadmin's own records (`extra=`) that the JSON format writes out. Anything else a
 # library attaches to a record (Django's `request`, for one) is never serialised: its repr can
 # hold a query string or headers.
 EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "staff", "status_code")
 
 
-def redact(text: str) -> str:
-    """`text` with anything shaped like a credential replaced by "[redacted]"."""
-    text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
-    text = _COOKIE.sub(lambda m: f"{m.group(1)}[redacted]", text)
-    text = _JWT.sub("[redacted]", text)
-    return _OPAQUE.sub("[redacted]", text)
-
-
 def clean_path(path: str, limit: int = 200) -> str:
     """A request path fit for one log line: no control characters, no token, at most `limit`."""
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" else "?" for ch in path[: limit * 2])
-    text = redact(text)
+    text = for_log(printable(path[: limit * 2], "?"))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -64,7 +47,7 @@ class PlainFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return for_log(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -77,7 +60,7 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": for_log(record.getMessage()),
         }
         request_id = getattr(record, "request_id", None) or current_request_id.get()
         if not request_id:
@@ -88,13 +71,13 @@ class JsonFormatter(logging.Formatter):
         for name in EXTRA_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
-                entry[name] = value if isinstance(value, int | float) else redact(str(value))
+                entry[name] = value if isinstance(value, int | float) else for_log(str(value))
         if record.exc_info:
-            entry["exception"] = redact(self.formatException(record.exc_info))
+            entry["exception"] = for_log(self.formatException(record.exc_info))
         elif record.exc_text:
-            entry["exception"] = redact(record.exc_text)
+            entry["exception"] = for_log(record.exc_text)
         if record.stack_info:
-            entry["stack"] = redact(self.formatStack(record.stack_info))
+            entry["stack"] = for_log(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

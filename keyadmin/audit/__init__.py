@@ -14,39 +14,25 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-import unicodedata
 
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest
 
+from keyadmin.appservices import KEY_ID_PATTERN
 from keyadmin.appservices.connection import SESSION_KEY
 from keyadmin.models import AuditEvent
+from keyadmin.redact import for_audit
 from keyadmin.sso.sources import StaffIdentity
 from keyadmin.sso.staff import staff_of
 
 logger = logging.getLogger("keyadmin.audit")
 
+_KEY_ID = re.compile(KEY_ID_PATTERN)
+
 OK = AuditEvent.Outcome.OK
 FAILED = AuditEvent.Outcome.FAILED
 DENIED = AuditEvent.Outcome.DENIED
-
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
-# Long unbroken runs of token alphabet: App Services key secrets, refresh tokens, PEM bodies.
-_OPAQUE = re.compile(r"[A-Za-z0-9+/=_-]{40,}")
-_KEY_ID = re.compile(r"^[0-9a-f]{24}$")
-
-
-def _text(value: object, limit: int, *, opaque_too: bool) -> str:
-    if value is None:
-        return ""
-    text = "".join(
-        ch if unicodedata.category(ch)[0] != "C" else " " for ch in str(value)[: limit * 4]
-    )
-    text = _JWT.sub("[redacted]", text)
-    if opaque_too:
-        text = _OPAQUE.sub("[redacted]", text)
-    return text.strip()[:limit]
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -77,7 +63,7 @@ def _who(request: HttpRequest, identity: StaffIdentity | None) -> dict[str, str]
         return {
             "staff_issuer": identity.issuer[:255],
             "staff_subject": identity.subject[:255],
-            "staff_name": _text(identity.name, 200, opaque_too=False),
+            "staff_name": for_audit(identity.name, 200, opaque_too=False),
         }
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
@@ -85,12 +71,14 @@ def _who(request: HttpRequest, identity: StaffIdentity | None) -> dict[str, str]
     staff = staff_of(user)
     if staff is None:
         return {
-            "staff_name": _text(user.get_full_name() or user.get_username(), 200, opaque_too=False)
+            "staff_name": for_audit(
+                user.get_full_name() or user.get_username(), 200, opaque_too=False
+            )
         }
     return {
         "staff_issuer": staff.issuer,
         "staff_subject": staff.subject,
-        "staff_name": _text(staff.display_name, 200, opaque_too=False),
+        "staff_name": for_audit(staff.display_name, 200, opaque_too=False),
     }
 
 
@@ -126,11 +114,11 @@ def record(
         outcome=outcome,
         status=status if isinstance(status, int) and 0 <= status < 1000 else None,
         appservices_user_id=_appservices_user(request),
-        key_id=key_id if isinstance(key_id, str) and _KEY_ID.match(key_id) else "",
-        key_name=_text(key_name, 64, opaque_too=False),
+        key_id=key_id if isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) else "",
+        key_name=for_audit(key_name, 64, opaque_too=False),
         request_id=str(getattr(request, "request_id", ""))[:64],
         client_address=client_address(request),
-        detail=_text(detail, 200, opaque_too=True),
+        detail=for_audit(detail, 200, opaque_too=True),
         **who,
     )
     try:
