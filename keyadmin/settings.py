@@ -211,6 +211,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.forms",  # the widget templates, for FORM_RENDERER's project-wide lookup
     "django_htmx",
     "template_partials.apps.SimpleAppConfig",
     "csp",
@@ -267,6 +268,8 @@ TEMPLATES = [
         },
     }
 ]
+
+FORM_RENDERER = "keyadmin.forms.FormRenderer"
 
 # SQLite by default (one instance); PostgreSQL through DATABASE_URL (several instances share it).
 # Only these two: the audit trail's append-only trigger exists for them (migration 0002).
