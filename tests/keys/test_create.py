@@ -137,7 +137,7 @@ def test_it_says_when_the_user_has_twenty_keys(client, emulator, user_credential
 @pytest.mark.parametrize(
     ("fault", "says"),
     [
-        # A lost answer is followed by one list request (tests/test_lost_create.py).
+        # A lost answer is followed by one list request (tests/keys/test_lost_create.py).
         ({"action": "status", "status": 500}, "the key was not created"),
         ({"action": "html", "status": 502}, "the key was not created"),
         ({"action": "drop", "when": "after"}, "was created but its secret was lost in transit"),
