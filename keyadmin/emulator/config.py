@@ -58,8 +58,8 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(config: EmulatorConfig) -> None:
-    """Refuse a non-loopback address unless `allow_remote`: the server hands out sessions for
-    any user it holds to whoever asks, with test-grade secrets, so it is for this machine."""
+    """Refuse a non-loopback address unless `allow_remote`: with test-grade password hashing
+    and its signing key in a plain sqlite file, the server is for this machine."""
     if not config.allow_remote and not is_loopback(config.host):
         shown = config.host or "all interfaces"
         raise RemoteBindRefused(
