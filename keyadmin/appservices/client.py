@@ -40,6 +40,7 @@ from keyadmin.appservices.errors import (
     NotAllowed,
     RequestRejected,
     SessionEnded,
+    SignInTokenRefused,
     UpstreamGarbage,
     UpstreamUnavailable,
     UpstreamUnreachable,
@@ -54,6 +55,11 @@ MAX_KEY_NAME_LENGTH = 64
 _KEY_ID = re.compile(KEY_ID_PATTERN)
 _KEY_NAME = re.compile(KEY_NAME_PATTERN)
 _CLIENT_ROOT = "/api/client/v2.0"
+_PROVIDER = re.compile("[a-z0-9-]{1,40}")
+_BRIDGE_LOGIN_ROUTE = "POST /app/{app}/auth/providers/custom-token/login"
+# Texts of a refresh token App Services will never accept again, whatever the status (the SDKs
+# treat 401 and 403 alike there): the session has ended, it is not a refusal of key management.
+_DEAD_TOKEN_TEXTS = frozenset({"signature is invalid"})
 
 
 # --- Values ---
@@ -266,6 +272,17 @@ def _error_for(
         return UpstreamGarbage(
             _("App Services answered with a redirect, which keyadmin never follows."), **where
         )
+    if not login and status in (401, 403) and text in _DEAD_TOKEN_TEXTS:
+        return SessionEnded(**where)
+    if (
+        login
+        and route == _BRIDGE_LOGIN_ROUTE
+        and 400 <= status < 500
+        and (code in ("InvalidSession", "AuthError") or text == "unauthorized")
+    ):
+        # InvalidSession: the app has no custom JWT provider on; AuthError/"unauthorized": it
+        # does not trust keyadmin's key or audience. Either way an administrator must act.
+        return SignInTokenRefused(**where)
     if status == 401:
         return BadCredentials(**where) if login else SessionEnded(**where)
     if status == 403 and not login:  # a refused sign-in is not about managing keys
@@ -278,7 +295,12 @@ def _error_for(
         route == "POST /auth/api_keys" and re.search(r"maximum|limit", text, re.I)
     ):
         return KeyLimitReached(**where)
-    if status == 400 and route == "POST /auth/api_keys" and code == "InvalidParameter":
+    if (
+        status == 400
+        and route == "POST /auth/api_keys"
+        and (code == "InvalidParameter" or (code is None and text.startswith("'name'")))
+    ):
+        # The real service sends "'name' is a required string" with no error_code at all.
         return InvalidKeyName(**where)
     if status == 429:
         return UpstreamUnavailable(
@@ -323,6 +345,13 @@ def _key_from(data: Any) -> ApiKey:
 
 
 # --- The app: location and login ---
+
+
+def _login_route(provider: str) -> str:
+    """The login's route for logs and errors: it names the provider, so a refused custom-token
+    login (the SSO bridge) reads differently from a wrong password."""
+    shown = provider if _PROVIDER.fullmatch(provider) else "{provider}"
+    return f"POST /app/{{app}}/auth/providers/{shown}/login"
 
 
 class AppServices:
@@ -372,7 +401,7 @@ class AppServices:
             "POST",
             hostname,
             f"{self._app_path}/auth/providers/{quote(provider, safe='')}/login",
-            route="POST /app/{app}/auth/providers/{provider}/login",
+            route=_login_route(provider),
             body=dict(credentials),
             login=True,
         )

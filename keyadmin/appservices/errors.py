@@ -50,6 +50,16 @@ class BadCredentials(AppServicesError):
     default_message = gettext_noop("App Services did not accept those credentials.")
 
 
+class SignInTokenRefused(AppServicesError):
+    """The custom-token login (keyadmin's SSO bridge) was refused: provider off or token not
+    trusted. Not a wrong password: nothing a support engineer types can fix it."""
+
+    default_message = gettext_noop(
+        "This App Services app does not accept keyadmin's sign-in tokens (custom JWT provider "
+        "off or misconfigured)."
+    )
+
+
 class NotAllowed(AppServicesError):
     default_message = gettext_noop(
         "App Services does not let this session manage API keys. Sessions opened anonymously "

@@ -11,7 +11,13 @@ import logging
 import sys
 from pathlib import Path
 
-from keyadmin.emulator.config import DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL, EmulatorConfig
+from keyadmin.emulator.config import (
+    DEFAULT_ACCESS_TTL,
+    DEFAULT_REFRESH_TTL,
+    EmulatorConfig,
+    MetadataField,
+    RemoteBindRefused,
+)
 from keyadmin.emulator.server import serve
 
 DEFAULT_DB = Path("var") / "appservices.sqlite3"
@@ -30,6 +36,23 @@ def parse_demo_user(value: str) -> tuple[str, str]:
     if not sep or not email or not password:
         raise argparse.ArgumentTypeError("expected EMAIL:PASSWORD")
     return email, password
+
+
+def parse_metadata(value: str) -> tuple[MetadataField, ...]:
+    """CLAIM=FIELD[:required],...: e.g. `name=name,email=email:required,name.first=first_name`."""
+    fields = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        claim, sep, field_name = item.partition("=")
+        field_name, _, flag = field_name.partition(":")
+        if not sep or not claim.strip() or not field_name.strip() or flag not in ("", "required"):
+            raise argparse.ArgumentTypeError(
+                f"expected CLAIM=FIELD or CLAIM=FIELD:required, got {item!r}"
+            )
+        fields.append(MetadataField(claim.strip(), field_name.strip(), flag == "required"))
+    names = [field.field_name for field in fields]
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError("each profile field may be named only once")
+    return tuple(fields)
 
 
 def positive_int(value: str) -> int:
@@ -55,6 +78,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--addr", type=parse_addr, default="127.0.0.1:9090", help="HOST:PORT (port 0: any)"
     )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --addr (the /_emulator/ controls still answer only loopback)",
+    )
     parser.add_argument("--app-id", required=True, help="the only app id it answers for")
     parser.add_argument(
         "--db",
@@ -70,6 +98,13 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--custom-token-secret", help="HS256 secret of the custom-token JWTs")
     parser.add_argument("--custom-token-jwks-url", help="JWKS URL for RS256 custom tokens")
     parser.add_argument("--custom-token-audience", help="expected `aud` (default: app id)")
+    parser.add_argument(
+        "--custom-token-metadata",
+        type=parse_metadata,
+        default=(),
+        metavar="CLAIM=FIELD[:required],...",
+        help="claims copied into the profile's data, e.g. name=name,email=email",
+    )
     parser.add_argument("--demo-user", type=parse_demo_user, metavar="EMAIL:PASSWORD")
     parser.add_argument("--verbose", action="store_true", help="log one line per request")
     return parser
@@ -88,8 +123,10 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         custom_token_secret=args.custom_token_secret,
         custom_token_jwks_url=args.custom_token_jwks_url,
         custom_token_audience=args.custom_token_audience,
+        custom_token_metadata=args.custom_token_metadata,
         demo_user=args.demo_user,
         verbose=args.verbose,
+        allow_remote=args.allow_remote,
     )
 
 
@@ -103,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         serve(config, announce=announce)
+    except RemoteBindRefused as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ local choices made where the real service's answer is not known.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -22,10 +23,20 @@ from keyadmin.emulator.store import (
     KeyNameTaken,
     Session,
     Store,
+    User,
     object_id,
 )
-from keyadmin.emulator.tokens import Claims, TokenExpired, TokenInvalid, Tokens, WrongTokenType
+from keyadmin.emulator.tokens import (
+    Claims,
+    SignatureInvalid,
+    TokenExpired,
+    TokenInvalid,
+    Tokens,
+    WrongTokenType,
+)
 from keyadmin.emulator.wire import ApiError, Request, Response
+
+logger = logging.getLogger(__name__)
 
 APP = r"/api/client/v2\.0/app/(?P<app_id>[^/]+)"
 AUTH = r"/api/client/v2\.0/auth"
@@ -79,14 +90,21 @@ def match(method: str, path: str) -> tuple[str, dict[str, str]]:
 
 
 # The errors several routes share, worded as App Services words them; raise ApiError(*ERROR).
+# A None error_code is left out of the body, as the real service leaves it out there.
 NOT_AUTHENTICATED = (401, "InvalidSession", "must authenticate first")
-NOT_BEARER = (401, "InvalidSession", "expected Authorization header with JWT (Bearer schema).")
+NOT_BEARER = (401, None, "expected Authorization header with JWT (Bearer schema)")
 BAD_TOKEN = (401, "InvalidSession", "unauthorized")
+FOREIGN_SIGNATURE = (401, None, "signature is invalid")
 NO_REFRESH_SESSION = (401, "InvalidSession", "invalid session: failed to find refresh token")
 NOT_A_REFRESH_TOKEN = (401, "InvalidSession", "invalid refresh token: incorrect token type")
 NOT_AN_ACCESS_TOKEN = (401, "InvalidSession", "invalid access token: incorrect token type")
 ACCESS_EXPIRED = (401, "InvalidSession", "invalid session: access token expired")
 KEY_NOT_FOUND = (404, "APIKeyNotFound", "API key not found")
+# Since May 2024 the service words every refused login "unauthorized"; the code tells them apart.
+WRONG_EMAIL_OR_PASSWORD = (401, "InvalidPassword", "unauthorized")
+PROVIDER_NOT_ENABLED = (401, "InvalidSession", "unauthorized")
+LOGIN_REFUSED = (401, "AuthError", "unauthorized")
+NAME_REQUIRED = (400, None, "'name' is a required string")
 
 
 class ClientApi:
@@ -103,6 +121,7 @@ class ClientApi:
             config.custom_token_secret,
             config.custom_token_jwks_url,
             config.custom_token_audience or config.app_id,
+            config.custom_token_metadata,
         )
         self._provider_ids: dict[str, str] = {}
         self._providers: dict[str, Callable[[dict[str, Any]], tuple[str, str, str]]] = {
@@ -124,6 +143,8 @@ class ClientApi:
     def error_response(self, error: ApiError, request: Request) -> Response:
         link = f"{request.base_url}/groups/local/apps/{self.config.app_id}/logs?co_id={object_id()}"
         body = {"error": error.error, "error_code": error.error_code, "link": link}
+        if error.error_code is None:
+            del body["error_code"]
         return Response.json(error.status, body)
 
     # --- app-scoped routes ---
@@ -147,7 +168,7 @@ class ClientApi:
         body = request.json_object()
         email, password = body.get("email"), body.get("password")
         if not isinstance(email, str) or not email.strip():
-            raise ApiError(400, "BadRequest", "email is required")
+            raise ApiError(400, "BadRequest", "email invalid")
         if not isinstance(password, str) or not 6 <= len(password) <= 128:
             raise ApiError(400, "BadRequest", "password must be between 6 and 128 characters")
         try:
@@ -165,9 +186,9 @@ class ClientApi:
         if authenticate is None or (
             provider == "custom-token" and not self.custom_tokens.configured
         ):
-            raise ApiError(
-                404, "AuthProviderNotFound", f"authentication via '{provider}' is unsupported"
-            )
+            # oauth2-google/-apple/-facebook, custom-function, ...: the service answers a
+            # provider the app has not enabled as an invalid session, not as a missing route.
+            raise ApiError(*PROVIDER_NOT_ENABLED)
         user_id, provider_type, identity_id = authenticate(body)
         session = self.store.create_session(
             user_id, provider_type, identity_id, _device_id(body), self.tokens.refresh_ttl
@@ -188,9 +209,9 @@ class ClientApi:
         if isinstance(username, str) and isinstance(password, str):
             user = self.store.check_email_password(username, password)
         if user is None:
-            # The text the real service gives (realm-js integration tests); older SDK tests
-            # saw "unauthorized". The error code is the same either way.
-            raise ApiError(401, "InvalidPassword", "invalid username/password")
+            # Wrong password, unknown or deleted user alike, so answers do not tell which
+            # emails exist.
+            raise ApiError(*WRONG_EMAIL_OR_PASSWORD)
         identity = self.store.identity_of(user.id, "local-userpass") or user.id
         return user.id, "local-userpass", identity
 
@@ -202,19 +223,23 @@ class ClientApi:
         secret = body.get("key")
         key = self.store.key_by_secret(secret) if isinstance(secret, str) else None
         if key is None or key.disabled:
-            raise ApiError(401, "AuthError", "unauthorized")
+            raise ApiError(*LOGIN_REFUSED)
         self.store.add_identity(key.user_id, "api-key", key.id)
         return key.user_id, "api-key", key.id
 
     def _login_custom_token(self, body: dict[str, Any]) -> tuple[str, str, str]:
         token = body.get("token")
-        if not isinstance(token, str):
-            raise ApiError(401, "AuthError", "invalid custom auth token: no token given")
         try:
-            subject = self.custom_tokens.subject(token)
+            if not isinstance(token, str):
+                raise CustomTokenRejected("no token given")
+            verified = self.custom_tokens.verify(token)
         except CustomTokenRejected as exc:
-            raise ApiError(401, "AuthError", f"invalid custom auth token: {exc}") from None
-        return self.store.user_for_identity("custom-token", subject), "custom-token", subject
+            # The reason goes to the server's own log (with --verbose), never to the client.
+            logger.info("custom-token login refused: %s", exc)
+            raise ApiError(*LOGIN_REFUSED) from None
+        user_id = self.store.user_for_identity("custom-token", verified.subject)
+        self.store.set_profile_data(user_id, verified.profile_data)
+        return user_id, "custom-token", verified.subject
 
     # --- sessions and the user ---
 
@@ -246,10 +271,16 @@ class ClientApi:
                 "user_id": user.id,
                 "domain_id": self.tokens.domain_id,
                 "identities": identities,
-                "data": {"email": user.email} if user.email else {},
+                "data": self._profile_data(user),
                 "type": "normal",
             },
         )
+
+    def _profile_data(self, user: User) -> dict[str, Any]:
+        stored = self.store.profile_data(user.id)
+        if stored is not None:
+            return stored
+        return {"email": user.email} if user.email else {}
 
     def user_delete(self, request: Request) -> Response:
         claims = self._access_claims(request)
@@ -338,6 +369,8 @@ class ClientApi:
             raise ApiError(*NOT_A_REFRESH_TOKEN) from None
         except TokenExpired:
             raise ApiError(*NO_REFRESH_SESSION) from None
+        except SignatureInvalid:
+            raise ApiError(*FOREIGN_SIGNATURE) from None
         except TokenInvalid:
             raise ApiError(*BAD_TOKEN) from None
         session = self.store.session(claims.session_id)
@@ -372,7 +405,7 @@ def _bearer(request: Request) -> str:
 
 def _check_key_name(name: Any) -> None:
     if not isinstance(name, str) or not name:
-        raise ApiError(400, "InvalidParameter", "'name' is a required string.")
+        raise ApiError(*NAME_REQUIRED)
     if not KEY_NAME.fullmatch(name):
         raise ApiError(
             400,

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from keyadmin.emulator.api import ROUTE_NAMES, ClientApi, match
-from keyadmin.emulator.config import EmulatorConfig
+from keyadmin.emulator.config import EmulatorConfig, check_bind, is_loopback
 from keyadmin.emulator.control import PREFIX, ControlApi
 from keyadmin.emulator.faults import Fault, Faults, Latency, Stats
 from keyadmin.emulator.store import Store
@@ -47,6 +47,7 @@ class EmulatorServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, config: EmulatorConfig) -> None:
+        check_bind(config)  # before binding: raises RemoteBindRefused
         self.config = config
         self.address_family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         super().__init__((config.host, config.port), Handler)
@@ -119,7 +120,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(Response.json(exc.status, {"error": str(exc)}))
             return
         if request.path.startswith(PREFIX):
-            self._send(self.server.control.handle(request))
+            self._send(self._control(request))
             return
         route, params = match(request.method, request.path)
         self.server.stats.record(route)
@@ -131,6 +132,15 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(response)
         self._log(request, route, response, started)
+
+    def _control(self, request: Request) -> Response:
+        # The controls add users, read key lists and break the server at will: only this
+        # machine may use them, even when --allow-remote serves the client API further.
+        if not is_loopback(self.client_address[0]):
+            return Response.json(
+                403, {"error": "the /_emulator/ controls answer only loopback clients"}
+            )
+        return self.server.control.handle(request)
 
     def _answer(
         self, request: Request, route: str, params: dict[str, str], fault: Fault | None

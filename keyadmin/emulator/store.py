@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
 import os
 import secrets
 import sqlite3
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MAX_KEYS_PER_USER = 20
 SECRET_ALPHABET = string.ascii_letters + string.digits
@@ -45,6 +47,10 @@ CREATE TABLE IF NOT EXISTS identities (
     UNIQUE (provider_type, identity_id)
 );
 CREATE INDEX IF NOT EXISTS identities_user ON identities(user_id);
+CREATE TABLE IF NOT EXISTS profiles (
+    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -304,6 +310,20 @@ class Store:
             provider_type,
         )
         return row[0] if row else None
+
+    def set_profile_data(self, user_id: str, data: dict[str, Any]) -> None:
+        """Replace the profile `data` of a user (custom-token metadata, set at each login)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO profiles (user_id, data) VALUES (?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET data = excluded.data",
+                (user_id, json.dumps(data, ensure_ascii=False)),
+            )
+
+    def profile_data(self, user_id: str) -> dict[str, Any] | None:
+        """The stored profile `data`, or None if no login ever set one."""
+        row = self._one("SELECT data FROM profiles WHERE user_id = ?", user_id)
+        return json.loads(row[0]) if row else None
 
     def delete_user(self, user_id: str) -> None:
         with self._transaction() as db:

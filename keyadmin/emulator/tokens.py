@@ -19,6 +19,10 @@ class TokenInvalid(Exception):
     """Not a token this server signed (garbage, bad signature, missing claims)."""
 
 
+class SignatureInvalid(TokenInvalid):
+    """A well-formed JWT whose signature is not this server's (signed with another key)."""
+
+
 class TokenExpired(Exception):
     pass
 
@@ -94,6 +98,8 @@ class Tokens:
                 algorithms=["HS256"],
                 options={"verify_exp": False, "require": ["sub", "exp", "iat", "typ"]},
             )
+        except jwt.InvalidSignatureError:
+            raise SignatureInvalid from None
         except jwt.PyJWTError:
             raise TokenInvalid from None
         if payload["typ"] != typ:

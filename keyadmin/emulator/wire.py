@@ -15,9 +15,13 @@ JSON = "application/json"  # exactly this: realm-core only parses error bodies w
 
 
 class ApiError(Exception):
-    """An App Services error answer: `{"error", "error_code", "link"}` with this status."""
+    """An App Services error answer: `{"error", "error_code", "link"}` with this status.
 
-    def __init__(self, status: int, error_code: str, error: str) -> None:
+    `error_code` None leaves the field out, as the real service does for some errors (an empty
+    key name, a malformed Bearer header, a foreign signature); SDKs then report "unknown".
+    """
+
+    def __init__(self, status: int, error_code: str | None, error: str) -> None:
         super().__init__(f"{status} {error_code}: {error}")
         self.status = status
         self.error_code = error_code

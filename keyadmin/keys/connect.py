@@ -14,6 +14,7 @@ from keyadmin import appservices, audit
 from keyadmin.appservices.connection import connect, disconnect
 from keyadmin.keys.forms import SIGN_IN_FORMS, EmailPasswordForm
 from keyadmin.keys.guards import HtmxHttpRequest, upstream_errors
+from keyadmin.sso import bridge
 from keyadmin.sso.access import role_required, staff_required
 from keyadmin.sso.roles import VIEWER
 
@@ -56,7 +57,8 @@ def _signin_failed(request: HtmxHttpRequest, error: appservices.AppServicesError
 @sensitive_variables()
 def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return _render_signin(request)
+        # After a refused SSO bridge sign-in, say why here, where the staff member lands.
+        return _render_signin(request, error=bridge.take_failure(request))
     form = _bound_signin_form(request)
     if not form.is_valid():
         return _render_signin(request, form)

@@ -6,6 +6,10 @@ With KEYADMIN_APPSERVICES_BRIDGE on, a staff sign-in also mints a short-lived RS
 signature against keyadmin's public JWKS (`/.well-known/keyadmin-jwks.json`), so the private key
 never leaves keyadmin; whoever holds it can sign in as any user of that provider, so keep it in
 a secret store and rotate it through KEYADMIN_BRIDGE_PREVIOUS_PUBLIC_KEY.
+
+The token also carries the staff member's `name` and `email` when known, so an app that maps them
+as metadata fields shows who the App Services user is. A refused login leaves the staff member
+signed in to keyadmin; why it failed waits in the session for the App Services sign-in page.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 ISSUER = "keyadmin"
 MAX_TOKEN_SECONDS = 300
+FAILURE_KEY = "appservices_bridge_failure"
 
 
 def enabled() -> bool:
@@ -48,7 +53,7 @@ def public_jwks() -> dict:
 
 
 @sensitive_variables("token", "key")
-def mint(subject: str) -> str:
+def mint(subject: str, *, name: str | None = None, email: str | None = None) -> str:
     now = int(time.time())
     key = load_private_key(settings.KEYADMIN_BRIDGE_PRIVATE_KEY)
     claims = {
@@ -59,6 +64,7 @@ def mint(subject: str) -> str:
         "exp": now + min(settings.KEYADMIN_BRIDGE_TOKEN_SECONDS, MAX_TOKEN_SECONDS),
         "jti": uuid.uuid4().hex,
     }
+    claims.update({claim: value for claim, value in (("name", name), ("email", email)) if value})
     token = jwt.encode(
         claims, key, algorithm="RS256", headers={"kid": _current_jwk()["kid"], "typ": "JWT"}
     )
@@ -66,14 +72,27 @@ def mint(subject: str) -> str:
 
 
 @sensitive_variables("token")
-def sign_in(request: HttpRequest, subject: str) -> bool:
-    """Connect the new staff session to App Services as `subject`; False (audited) on failure."""
+def sign_in(
+    request: HttpRequest, subject: str, *, name: str | None = None, email: str | None = None
+) -> bool:
+    """Connect the new staff session to App Services as `subject`; False (audited) on failure.
+
+    On failure the error's message is kept in the session for `take_failure`.
+    """
+    request.session.pop(FAILURE_KEY, None)
     try:
-        token = mint(subject)
+        token = mint(subject, name=name, email=email)
         connect(request, "custom-token", {"token": token})
     except appservices.AppServicesError as error:
         logger.warning("App Services bridge sign-in failed (%s)", type(error).__name__)
         audit.record_error(request, "appservices-signin", error)
+        request.session[FAILURE_KEY] = error.message
         return False
     audit.record(request, "appservices-signin", audit.OK, detail="custom-token bridge")
     return True
+
+
+def take_failure(request: HttpRequest) -> appservices.AppServicesError | None:
+    """Why the bridge could not connect this staff session, once (then it is forgotten)."""
+    message = request.session.pop(FAILURE_KEY, None)
+    return appservices.AppServicesError(message) if isinstance(message, str) else None

@@ -54,7 +54,7 @@ def after_sign_in(request: HttpRequest, user) -> None:
     audit.record(request, "signin", audit.OK, detail=f"KEYADMIN_SSO={settings.KEYADMIN_SSO}")
     staff = staff_of(user)
     if bridge.enabled() and staff is not None:
-        bridge.sign_in(request, staff.subject)
+        bridge.sign_in(request, staff.subject, name=staff.display_name, email=staff.email)
 
 
 def _drop_appservices(request: HttpRequest) -> None:

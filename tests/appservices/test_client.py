@@ -78,6 +78,57 @@ def test_it_reports_a_wrong_password_as_bad_credentials(emulator, user_credentia
     with pytest.raises(appservices.BadCredentials) as caught:
         AppServices().login_email_password(email, "not-the-password")
     assert caught.value.status == 401
+    assert caught.value.error_code == "InvalidPassword"
+
+
+def test_an_unknown_user_is_bad_credentials_too(emulator):
+    with pytest.raises(appservices.BadCredentials) as caught:
+        AppServices().login_email_password("nobody-at-all@example.com", "whatever-password")
+    assert (caught.value.status, caught.value.error_code) == (401, "InvalidPassword")
+
+
+REFUSED_TOKENS = (
+    "This App Services app does not accept keyadmin's sign-in tokens (custom JWT provider off "
+    "or misconfigured)."
+)
+
+
+def test_a_custom_token_login_to_an_app_without_the_provider_says_so(emulator):
+    """The shared server has no custom JWT provider: 401 InvalidSession "unauthorized"."""
+    with pytest.raises(appservices.SignInTokenRefused) as caught:
+        AppServices().login("custom-token", {"token": "a.b.c"})
+    assert str(caught.value.message) == REFUSED_TOKENS
+    assert (caught.value.status, caught.value.error_code) == (401, "InvalidSession")
+    assert caught.value.path == "POST /app/{app}/auth/providers/custom-token/login"
+
+
+def test_a_custom_token_the_app_does_not_trust_says_so(tmp_path):
+    server = start_emulator(tmp_path / "custom.sqlite3", "--custom-token-secret", "s" * 40)
+    try:
+        claims = {"sub": "staff-9", "aud": server.app_id, "exp": datetime.now(UTC) + timedelta(1)}
+        token = jwt.encode(claims, "another-secret-" * 3, algorithm="HS256")
+        with pytest.raises(appservices.SignInTokenRefused) as caught:
+            AppServices(base_url=server.url).login("custom-token", {"token": token})
+    finally:
+        server.stop()
+    assert caught.value.message == REFUSED_TOKENS
+    assert caught.value.status == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": "unauthorized", "error_code": "InvalidSession"},
+        {"error": "unauthorized", "error_code": "AuthError"},
+        {"error": "unauthorized"},
+    ],
+)
+def test_only_the_custom_token_login_reads_unauthorized_as_refused_tokens(emulator, body):
+    emulator.add_fault(route="login", action="status", status=401, body=body)
+    with pytest.raises(appservices.SignInTokenRefused):
+        AppServices().login("custom-token", {"token": "a.b.c"})
+    with pytest.raises(appservices.BadCredentials):
+        AppServices().login_email_password("a@example.com", "some-password")
 
 
 def test_it_reports_an_unknown_app_id(emulator):
@@ -122,6 +173,27 @@ def test_it_signs_in_with_a_custom_token(tmp_path):
         server.stop()
 
     assert "custom-token" in {identity.provider_type for identity in profile.identities}
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_foreign_signature_on_a_session_call_ends_the_session(user, emulator, status):
+    emulator.add_fault(
+        route="session_refresh",
+        action="status",
+        status=status,
+        body={"error": "signature is invalid"},
+    )
+    with pytest.raises(appservices.SessionEnded):
+        user.refresh()
+
+
+def test_a_refresh_token_signed_elsewhere_ends_the_session(user):
+    claims = jwt.decode(user._refresh_token, options={"verify_signature": False})
+    forged = jwt.encode(claims, "not-the-servers-signing-key-0123456789", algorithm="HS256")
+
+    with pytest.raises(appservices.SessionEnded) as caught:
+        UserSession(user.hostname, forged).list_api_keys()
+    assert (caught.value.status, caught.value.error_code) == (401, None)
 
 
 def test_logout_revokes_the_refresh_token(user):
@@ -196,6 +268,17 @@ def test_it_refuses_a_bad_name_before_any_request(user, emulator, name):
     with pytest.raises(appservices.InvalidKeyName):
         user.create_api_key(name)
     assert emulator.request_count() == 0
+
+
+def test_it_maps_the_code_less_missing_name_answer_to_an_invalid_name(user, emulator):
+    emulator.add_fault(
+        route="keys_create",
+        action="status",
+        status=400,
+        body={"error": "'name' is a required string"},
+    )
+    with pytest.raises(appservices.InvalidKeyName):
+        user.create_api_key("fine-locally")
 
 
 def test_it_maps_an_upstream_invalid_parameter_to_an_invalid_name(user, emulator):
@@ -351,6 +434,16 @@ def test_a_refused_connection_is_unreachable(settings):
         ),
         (
             {"action": "status", "status": 401, "body": {"error_code": "InvalidSession"}},
+            appservices.SessionEnded,
+        ),
+        # A refresh token with a foreign signature: the SDKs accept 401 or 403 for it, and
+        # either way the session is over; it is not about what this session may do.
+        (
+            {"action": "status", "status": 403, "body": {"error": "signature is invalid"}},
+            appservices.SessionEnded,
+        ),
+        (
+            {"action": "status", "status": 401, "body": {"error": "signature is invalid"}},
             appservices.SessionEnded,
         ),
     ],

@@ -7,6 +7,7 @@ keyadmin serves its public JWKS from live_server; a local App Services server st
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 
@@ -44,6 +45,8 @@ def bridge_server(live_server, tmp_path_factory):
         tmp_path_factory.mktemp("bridge") / "appservices.sqlite3",
         "--custom-token-jwks-url",
         f"{live_server.url}{JWKS_PATH}",
+        "--custom-token-metadata",
+        "name=name,email=email",
     )
     yield handle
     handle.process.terminate()
@@ -112,6 +115,14 @@ def test_a_minted_token_has_the_documented_shape(client, bridge_on):
     assert 0 < claims["exp"] - claims["iat"] <= 300
     assert claims["exp"] <= time.time() + 300
     assert len(token) <= 2048
+    assert not {"name", "email"} & set(claims)
+    named = jwt.decode(
+        bridge.mint("7f3c-alice", name="Alice", email="alice@example.com"),
+        key,
+        algorithms=["RS256"],
+        audience=APP_ID,
+    )
+    assert (named["name"], named["email"]) == ("Alice", "alice@example.com")
 
 
 def test_sso_sign_in_connects_to_app_services_without_a_password(
@@ -122,8 +133,8 @@ def test_sso_sign_in_connects_to_app_services_without_a_password(
     minted = []
     real_mint = bridge.mint
 
-    def spy(subject):
-        minted.append(real_mint(subject))
+    def spy(subject, **claims):
+        minted.append(real_mint(subject, **claims))
         return minted[-1]
 
     monkeypatch.setattr(bridge, "mint", spy)
@@ -150,16 +161,66 @@ def test_sso_sign_in_connects_to_app_services_without_a_password(
         assert secret not in caplog.text
 
 
+REFUSED = (
+    "This App Services app does not accept keyadmin's sign-in tokens (custom JWT provider off "
+    "or misconfigured)."
+)
+
+
+def signin_page(client, **environ) -> str:
+    response = client.get("/appservices/sign-in/", **environ)
+    assert response.status_code == 200
+    return html.unescape(response.content.decode())
+
+
 def test_a_refused_bridge_still_signs_the_staff_member_in(client, bridge_on, upstream):
     use_remote_user_mode(bridge_on)
-    bridge_on.KEYADMIN_BRIDGE_AUDIENCE = "another-app"  # App Services answers 401
+    bridge_on.KEYADMIN_BRIDGE_AUDIENCE = "another-app"  # App Services answers 401 unauthorized
+    environ = {"REMOTE_USER": "7f3c-alice", "OIDC_CLAIM_groups": STAFF}
 
-    response = client.get("/_test/whoami/", REMOTE_USER="7f3c-alice", OIDC_CLAIM_groups=STAFF)
+    response = client.get("/_test/whoami/", **environ)
 
     assert response.status_code == 200
     assert session_connection(client) is None
     failed = AuditEvent.objects.get(action="appservices-signin")
     assert (failed.outcome, failed.status) == ("failed", 401)
+    assert failed.detail == "SignInTokenRefused"
+    assert REFUSED in signin_page(client, **environ)  # where the staff member lands
+    assert REFUSED not in signin_page(client, **environ)  # said once
+
+
+def test_an_app_without_the_custom_jwt_provider_says_so(client, bridge_on, emulator):
+    """The shared local server has no custom-token provider: 401 InvalidSession "unauthorized"."""
+    from keyadmin import appservices
+
+    appservices.forget_locations()
+    use_remote_user_mode(bridge_on)
+    environ = {"REMOTE_USER": "7f3c-alice", "OIDC_CLAIM_groups": STAFF}
+
+    client.get("/_test/whoami/", **environ)
+
+    assert session_connection(client) is None
+    failed = AuditEvent.objects.get(action="appservices-signin")
+    assert (failed.outcome, failed.status, failed.detail) == ("failed", 401, "SignInTokenRefused")
+    page = signin_page(client, **environ)
+    assert REFUSED in page
+    assert "did not accept those credentials" not in page
+
+
+def test_the_bridge_carries_the_staff_name_and_email_into_the_profile(client, bridge_on, upstream):
+    use_remote_user_mode(bridge_on)
+    environ = {
+        "REMOTE_USER": "5b2e-carol",
+        "OIDC_CLAIM_groups": STAFF,
+        "OIDC_CLAIM_name": "Carol Support",
+        "OIDC_CLAIM_email": "carol@example.com",
+    }
+
+    client.get("/_test/whoami/", **environ)
+
+    connection = session_connection(client)
+    assert (connection.email, connection.label) == ("carol@example.com", "carol@example.com")
+    assert "carol@example.com" in signin_page(client, **environ)  # "Connected now" shows who
 
 
 def test_the_development_sign_in_uses_the_bridge_too(client, bridge_on, upstream):
