@@ -17,9 +17,10 @@ Only ever behind nginx with deploy/nginx/keyadmin-front.conf (docs/deploy.md sec
 gthread worker's thread reads a request until it is whole, with no deadline, and no setting here
 can give it one (`timeout` is the worker's heartbeat, `keepalive` applies between requests and
 before a first byte, `limit_request_*` are sizes): `workers x threads` clients sending their
-headers a byte at a time stop the instance (measured: 16 to 17 for 2 x 8,
-`python -m bench.slow_clients`). nginx reads every request whole, under deadlines, before it
-opens a connection here, and takes every answer at once.
+headers a byte at a time stop the instance (measured for 2 x 8: some /healthz requests
+unanswered from 12, none answered from 16 or 17; `python -m bench.slow_clients`). nginx reads
+every request whole, under deadlines, before it opens a connection here, and takes every answer
+at once.
 """
 
 import os
