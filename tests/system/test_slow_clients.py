@@ -157,7 +157,7 @@ def test_without_the_front_each_trickling_client_holds_a_gunicorn_thread(tmp_pat
             assert _healthz(http, bare.url) is None
             assert slow.still_open() == 2  # gunicorn does not cut them off
 
-        assert _healthz(plain_session(), bare.url) == 200
+        assert _healthz(http, bare.url) == 200
 
 
 def _guide_site_file() -> str:
