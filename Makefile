@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEV_ENV := var/dev.env
 
-.PHONY: run test test-fast test-postgres lint bench chromium messages clean screenshots
+.PHONY: run test test-fast test-postgres lint bench chromium nginx messages clean screenshots
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ chromium:
 	@command -v chromium >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 		else echo "Browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+# Debian's nginx, which tests/system/test_slow_clients.py runs in front of gunicorn as
+# docs/deploy.md section 6 sets it up. Without it (and not root) those tests are skipped, on CI failed.
+nginx:
+	@test -x /usr/sbin/nginx || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx >/dev/null; \
+		else echo "The slow-client tests need Debian's nginx (sudo apt-get install nginx); skipping them" >&2; fi; }
 
 # Translations: locale/es/LC_MESSAGES/django.po is committed, the .mo is built here (git-ignored)
 # with GNU gettext's msgfmt. django-admin runs without settings (none are needed), and --ignore
@@ -63,7 +70,7 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(VENV)/.installed-test node_modules/.installed chromium $(MO) lint
+test: $(VENV)/.installed-test node_modules/.installed chromium nginx $(MO) lint
 	$(PY) -m pytest
 
 # The inner loop: everything but the browser and load tests (about a quarter of `make test`).
@@ -73,12 +80,13 @@ test-fast: $(VENV)/.installed-test node_modules/.installed $(MO)
 # The suite once more on PostgreSQL (.ci/run starts one and sets DATABASE_URL). The role must be
 # allowed to create databases: each run makes and drops its own test_keyadmin_<pid>. Left out:
 # what never touches keyadmin's database (the App Services client and the local server, which
-# keeps its own SQLite file) and the browser tests, which reach the database only through the
-# same views the other tests drive on PostgreSQL.
+# keeps its own SQLite file), the browser tests, which reach the database only through the same
+# views the other tests drive on PostgreSQL, and the load and slow-client runs, whose servers
+# always get a SQLite file of their own (bench/harness.py).
 test-postgres: $(VENV)/.installed-test node_modules/.installed $(MO)
 	@case "$$DATABASE_URL" in postgres://*|postgresql://*) ;; \
 		*) echo "test-postgres needs DATABASE_URL=postgres://USER:PASSWORD@HOST:PORT/NAME" >&2; exit 1;; esac
-	$(PY) -m pytest -m "not browser" --ignore=tests/appservices --ignore=tests/emulator
+	$(PY) -m pytest -m "not browser and not load" --ignore=tests/appservices --ignore=tests/emulator
 
 # keyadmin under gunicorn (gunicorn.conf.py) on the local App Services server: latency against the
 # direct floor, upstream requests, bytes, CPU and memory per worker, throughput. Writes bench/results.json.

@@ -8,10 +8,19 @@ performance"; `make bench` measures this file).
 
 Environment (all optional):
     KEYADMIN_BIND        address(es) to listen on, comma-separated (default 127.0.0.1:8000);
-                         keep it on loopback behind the TLS proxy
+                         keep it on loopback, reachable only through nginx (below)
     KEYADMIN_WORKERS     worker processes (default 2; about one per core)
     KEYADMIN_THREADS     threads per worker (default 8; more if App Services is slower to answer)
     KEYADMIN_ACCESS_LOG  access log file, "-" for stderr (default: none)
+
+Only ever behind nginx with deploy/nginx/keyadmin-front.conf (docs/deploy.md section 6). A
+gthread worker's thread reads a request until it is whole, with no deadline, and no setting here
+can give it one (`timeout` is the worker's heartbeat, `keepalive` applies between requests and
+before a first byte, `limit_request_*` are sizes): `workers x threads` clients sending their
+headers a byte at a time stop the instance (measured for 2 x 8: some /healthz requests
+unanswered from 12, none answered from 16 or 17; `python -m bench.slow_clients`). nginx reads
+every request whole, under deadlines, before it opens a connection here, and takes every answer
+at once.
 """
 
 import os
@@ -36,8 +45,8 @@ threads = _positive_int("KEYADMIN_THREADS", 8)
 # keep-alive connections and its GIL became the bottleneck. With room for `threads` idle
 # keep-alive connections beyond the busy ones, a loaded worker closes surplus connections after
 # answering and stops accepting; clients reconnect to whichever worker is free. Under 50
-# concurrent staff this halved the median latency. Assumes a proxy in front (it holds the
-# browsers' idle connections), which the loopback bind already implies.
+# concurrent staff this halved the median latency. Assumes nginx in front: it holds the
+# browsers' idle and slow connections and opens one here per whole request.
 worker_connections = 2 * threads
 
 # A request can wait on App Services for up to connect 3.05 s + read 10 s, twice for an idempotent
@@ -45,7 +54,11 @@ worker_connections = 2 * threads
 # so this only catches a worker whose event loop is stuck.
 timeout = 30
 graceful_timeout = 20  # in-flight key actions finish on deploy
-keepalive = 5  # the proxy (or browser) reuses connections between htmx actions
+# Idle time allowed on a connection between requests (gthread also gives a new connection this
+# long for its first byte, after 5 s waiting in a thread). The committed nginx front opens one
+# connection per request (no keep-alive to gunicorn): behind it this matters only to health
+# probes that come straight here.
+keepalive = 5
 
 # Load Django once in the master: workers share its pages copy-on-write (measured: 85 MB Pss for
 # master + 2 workers, against 103 MB without) and boot fast. Nothing opens a database connection

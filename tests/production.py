@@ -80,9 +80,16 @@ def staff_session(env: dict[str, str], workdir: Path, name: str, *roles: str) ->
     return make_staff_sessions(env, 1, workdir, name=name, roles=roles or ROLES)[0]
 
 
-def keyadmin_server(env: dict[str, str], log_path: Path, threads: int = 4) -> Gunicorn:
-    """One keyadmin instance under the committed gunicorn config, one worker (bench's runner)."""
-    return Gunicorn(env={**env, "KEYADMIN_THREADS": str(threads)}, log_path=log_path, workers=1)
+def keyadmin_server(
+    env: dict[str, str], log_path: Path, threads: int = 4, workers: int = 1
+) -> Gunicorn:
+    """One keyadmin instance under the committed gunicorn config (bench's runner).
+
+    One worker of 4 threads unless told otherwise; gunicorn.conf.py's own defaults are 2 x 8.
+    """
+    return Gunicorn(
+        env={**env, "KEYADMIN_THREADS": str(threads)}, log_path=log_path, workers=workers
+    )
 
 
 class Browser:
