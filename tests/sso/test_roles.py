@@ -158,7 +158,12 @@ def test_dev_sign_in_grants_all_roles_by_default(client, settings):
 
     client.post("/sign-in/", {"name": "Sam Support"})
 
-    assert client.get("/_test/whoami/").json()["roles"] == ["auditor", "operator", "viewer"]
+    assert client.get("/_test/whoami/").json()["roles"] == [
+        "act_for",
+        "auditor",
+        "operator",
+        "viewer",
+    ]
     assert Staff.objects.get().issuer == DEV_ISSUER
 
 
