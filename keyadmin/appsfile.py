@@ -31,6 +31,7 @@ DEFAULT_BASE_URL = "https://services.cloud.mongodb.com"
 CLOUD_HOSTS = "*.services.cloud.mongodb.com"
 SINGLE_APP_KEY = "default"
 MIN_HS256_SECRET_BYTES = 32
+MAX_HS256_SECRET_BYTES = 512  # App Services' bounds for a manual signing key
 DEFAULT_ACT_FOR_MINUTES = 15
 DEFAULT_MAX_ACT_FOR_MINUTES = 60
 LONGEST_ACT_FOR_MINUTES = 8 * 60  # one shift: no setting may allow more
@@ -243,7 +244,9 @@ def _strings(entry: dict, name: str, label: str, problems: list[str]) -> tuple[s
     if name not in entry:
         return None
     value = entry[name]
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) and item.strip() for item in value
+    ):
         problems.append(f"{label}.{name} must be a list of non-empty strings")
         return None
     return tuple(item.strip() for item in value)
@@ -290,7 +293,8 @@ def _secret(
     if not isinstance(name, str) or not name.strip():
         problems.append(
             f"{label}.jwt_hs256_secret_file is required with jwt_algorithm HS256: a file holding "
-            f"the provider's signing key ({MIN_HS256_SECRET_BYTES} bytes or more)"
+            f"the provider's signing key ({MIN_HS256_SECRET_BYTES} to "
+            f"{MAX_HS256_SECRET_BYTES} bytes)"
         )
         return "", None
     path = folder / name.strip()  # relative names are next to the apps file
@@ -302,10 +306,10 @@ def _secret(
             f"{exc.strerror or type(exc).__name__}"
         )
         return "", None
-    if len(value) < MIN_HS256_SECRET_BYTES:
+    if not MIN_HS256_SECRET_BYTES <= len(value) <= MAX_HS256_SECRET_BYTES:
         problems.append(
-            f"{label}.jwt_hs256_secret_file {name!r} holds a key shorter than "
-            f"{MIN_HS256_SECRET_BYTES} bytes"
+            f"{label}.jwt_hs256_secret_file {name!r} must hold a key of "
+            f"{MIN_HS256_SECRET_BYTES} to {MAX_HS256_SECRET_BYTES} bytes (App Services' bounds)"
         )
         return "", None
     return str(path), SigningSecret(value)

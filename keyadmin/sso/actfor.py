@@ -34,6 +34,7 @@ TICKET_CLAIM = "keyadmin_ticket"
 TOKEN_SECONDS = 120
 MAX_TOKEN_SECONDS = 300
 MAX_VALUE_LENGTH = 255
+MAX_TOKEN_LENGTH = 2048  # App Services refuses longer Custom JWTs
 
 # ActForRefused.reason: stable codes for the audit trail and tests; the message is for people.
 DISABLED = "act-for-disabled"
@@ -46,6 +47,7 @@ TICKET_INVALID = "ticket-invalid"
 TICKET_TOO_LONG = "ticket-too-long"
 TICKET_PATTERN = "ticket-pattern"
 DURATION_INVALID = "duration-invalid"
+TOKEN_TOO_LONG = "token-too-long"  # noqa: S105 - a reason code, not a credential
 REASONS = (
     DISABLED,
     CUSTOMER_MISSING,
@@ -57,6 +59,7 @@ REASONS = (
     TICKET_TOO_LONG,
     TICKET_PATTERN,
     DURATION_INVALID,
+    TOKEN_TOO_LONG,
 )
 
 
@@ -73,6 +76,11 @@ def _hidden(ch: str) -> bool:
     # Control, format (zero-width, bidi), surrogate, private-use and unassigned characters, and
     # the line/paragraph separators: none belongs in an id, and each can make one look like another.
     return unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp")
+
+
+def customer_label(app: AppConfig) -> str:
+    """What the customer's identifier is called on this app's form."""
+    return app.customer_label or _("Customer id")
 
 
 def check_enabled(app: AppConfig) -> None:
@@ -167,8 +175,9 @@ def mint_act_for_token(
 ) -> str:
     """A Custom JWT that signs in to `app` as `customer_id`, naming the staff member in `act`.
 
-    Raises ActForRefused when the app does not allow acting for customers or a value fails its
-    check, and ValueError without the staff member's subject and issuer.
+    Raises ActForRefused when the app does not allow acting for customers, a value fails its
+    check or the token would be too long for App Services, and ValueError without the staff
+    member's subject and issuer.
     """
     customer_id = check_customer_id(app, customer_id)
     ticket = check_ticket(app, ticket)
@@ -190,8 +199,17 @@ def mint_act_for_token(
             raise ValueError(f"app {app.key!r} signs with HS256 but has no signing key")
         secret = app.jwt_hs256_secret.reveal()
         token = jwt.encode(claims, secret, algorithm="HS256", headers={"typ": "JWT"})
-        return token
-    key = load_private_key(settings.KEYADMIN_BRIDGE_PRIVATE_KEY)
-    kid = public_jwk(key.public_key(), settings.KEYADMIN_BRIDGE_KEY_ID or None)["kid"]
-    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": "JWT"})
+    else:
+        key = load_private_key(settings.KEYADMIN_BRIDGE_PRIVATE_KEY)
+        kid = public_jwk(key.public_key(), settings.KEYADMIN_BRIDGE_KEY_ID or None)["kid"]
+        token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": "JWT"})
+    if len(token) > MAX_TOKEN_LENGTH:
+        # Long non-ASCII ids and tickets grow sixfold in the token's JSON.
+        raise ActForRefused(
+            TOKEN_TOO_LONG,
+            _(
+                "The sign-in token would be longer than App Services accepts: "
+                "shorten the ticket reference."
+            ),
+        )
     return token

@@ -79,3 +79,11 @@ def roles_on_app(
     if OPERATOR in roles:
         roles.add(VIEWER)
     return frozenset(roles)
+
+
+def roles_of_on_app(user, app: AppConfig) -> frozenset[str]:
+    """`roles_of(user)` narrowed to `app` by its role groups (`roles_on_app`)."""
+    staff = staff_of(user)
+    if staff is None:
+        return frozenset()
+    return roles_on_app(roles_for(staff.issuer, staff.groups), staff.groups, app)

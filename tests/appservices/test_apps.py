@@ -309,8 +309,13 @@ environment = "production"
         ),
         pytest.param(
             'jwt_algorithm = "HS256"\njwt_hs256_secret_file = "short-key"',
-            "apps[0] (shop).jwt_hs256_secret_file 'short-key' holds a key shorter than 32 bytes",
+            "apps[0] (shop).jwt_hs256_secret_file 'short-key' must hold a key of 32 to 512 bytes",
             id="hs256-short",
+        ),
+        pytest.param(
+            'jwt_algorithm = "HS256"\njwt_hs256_secret_file = "long-key"',
+            "apps[0] (shop).jwt_hs256_secret_file 'long-key' must hold a key of 32 to 512 bytes",
+            id="hs256-long",
         ),
         pytest.param(
             'jwt_hs256_secret_file = "short-key"',
@@ -345,10 +350,12 @@ environment = "production"
             id="groups-not-list",
         ),
         pytest.param('act_for_groups = [""]', "act_for_groups must be a list", id="empty-group"),
+        pytest.param('viewer_groups = [" "]', "viewer_groups must be a list", id="blank-group"),
     ],
 )
 def test_each_mistake_in_an_app_stops_start_up_naming_the_field(tmp_path, extra, message):
     (tmp_path / "short-key").write_text("0123456789abcdef0123456789abcde\n")  # 31 bytes
+    (tmp_path / "long-key").write_text("0123456789abcdef" * 32 + "x")  # 513 bytes
     path = write(tmp_path, APP + extra + "\n")
 
     with pytest.raises(ImproperlyConfigured) as refused:

@@ -374,3 +374,28 @@ def test_an_error_report_from_inside_minting_shows_neither_key_nor_token(monkeyp
     assert frames["failing_encode"]["key"] == "********************"  # a callee's `key` too
     assert "SUP-4711" in frames["mint_act_for_token"]["ticket"]  # the report does show locals
     assert HS256_KEY.decode() not in page
+
+
+def test_a_token_with_the_longest_values_stays_within_app_services_limit(bridge_key):
+    longest = "cus_" + "a" * 251
+
+    token = mint(dataclasses.replace(PRODUCTION, ticket_pattern=None), longest, "T" * 255)
+
+    assert len(token) <= actfor.MAX_TOKEN_LENGTH
+    assert verify_rs256(token, "shop-prod-abcde")["sub"] == longest
+
+
+def test_a_token_app_services_would_refuse_for_its_length_is_not_minted():
+    # Each "é" becomes "\u00e9" in the token's JSON: 255 of them in the ticket overflow it.
+    with pytest.raises(ActForRefused) as refused:
+        mint(STAGING, customer="é" * 255, ticket="é" * 255)
+
+    assert refused.value.reason == actfor.TOKEN_TOO_LONG
+    assert "shorten the ticket reference" in refused.value.message
+
+
+def test_the_customer_field_is_labelled_as_the_app_says():
+    assert actfor.customer_label(PRODUCTION) == "Customer id"
+    assert actfor.customer_label(dataclasses.replace(PRODUCTION, customer_label="Account")) == (
+        "Account"
+    )

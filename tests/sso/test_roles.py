@@ -23,6 +23,7 @@ from keyadmin.sso.roles import (
     VIEWER,
     roles_for,
     roles_of,
+    roles_of_on_app,
     roles_on_app,
 )
 from keyadmin.sso.sources import StaffIdentity
@@ -261,3 +262,17 @@ def test_an_operator_on_the_app_also_views_it():
         OPERATOR,
     }
     assert roles_on_app(frozenset({VIEWER}), ["x"], viewers_restricted) == frozenset()
+
+
+def test_a_staff_members_roles_on_an_app_come_from_their_stored_groups(groups_mode):
+    production = dataclasses.replace(SHOP, operator_groups=("prod-operators",))
+    user = provision(
+        StaffIdentity(
+            "https://sso.example.com/realms/staff", "sam", groups=(STAFF, OPERATORS, VIEWERS)
+        )
+    )
+
+    assert roles_of(user) == {VIEWER, OPERATOR}
+    assert roles_of_on_app(user, production) == {VIEWER}
+    assert roles_of_on_app(user, SHOP) == {VIEWER, OPERATOR}
+    assert roles_of_on_app(get_user_model().objects.create_user(username="x"), SHOP) == set()
