@@ -399,3 +399,23 @@ def test_the_customer_field_is_labelled_as_the_app_says():
     assert actfor.customer_label(dataclasses.replace(PRODUCTION, customer_label="Account")) == (
         "Account"
     )
+
+
+def test_keyadmins_jwk_uri_serves_the_key_for_rs256_acting_without_the_bridge(
+    client, settings, keys
+):
+    settings.ROOT_URLCONF = "tests.sso.urls"
+    settings.KEYADMIN_APPSERVICES_BRIDGE = False
+    settings.KEYADMIN_BRIDGE_PRIVATE_KEY = keys.rsa_private_pem()
+    settings.KEYADMIN_BRIDGE_KEY_ID = ""
+    settings.KEYADMIN_APPS = (STAGING,)  # HS256 only: nothing to publish
+    assert client.get("/.well-known/keyadmin-jwks.json").status_code == 404
+
+    settings.KEYADMIN_APPS = (STAGING, PRODUCTION)
+    served = jwt.PyJWKSet.from_dict(client.get("/.well-known/keyadmin-jwks.json").json())
+
+    token = mint(PRODUCTION)
+    key = served[jwt.get_unverified_header(token)["kid"]]
+    assert jwt.decode(token, key, algorithms=["RS256"], audience="shop-prod-abcde")["sub"] == (
+        "cus_42"
+    )
