@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from keyadmin.appservices import apps as registry
 from keyadmin.appsfile import AppConfig, load_apps, single_app
+from tests.conftest import ROOT
 from tests.sso.fixtures import keys  # noqa: F401 - fixture
 from tests.system.test_settings import start
 
@@ -474,3 +475,21 @@ def test_the_test_settings_hold_the_single_app():
 
     assert only.key == "default"
     assert only.app_id == "keyadmin-test-abcde"
+
+
+def test_the_example_in_the_docs_loads(tmp_path):
+    text = (ROOT / "docs" / "apps.md").read_text()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "staging-signing-key").write_text(HS256_SECRET)
+    example = example.replace(
+        "/run/credentials/keyadmin.service/staging-signing-key", "staging-signing-key"
+    )
+
+    production, staging = load(write(tmp_path, example))
+
+    assert (production.environment, production.act_for_groups) == (
+        "production",
+        ("keyadmin-support-leads",),
+    )
+    assert (staging.jwt_algorithm, staging.jwt_audience) == ("HS256", "shop-staging")
+    assert production.ticket_pattern == r"^SUP-\d+$"  # a TOML literal string keeps the "\"
