@@ -137,6 +137,22 @@ if _problem:
     _shown = "" if "@" in APPSERVICES_BASE_URL else f" ({APPSERVICES_BASE_URL!r})"
     raise ImproperlyConfigured(f"APPSERVICES_BASE_URL{_shown} {_problem}")
 
+# --- App Services apps (keyadmin/appsfile.py, docs/apps.md) ------------------------------------
+# Every app staff may work on: the file KEYADMIN_APPS_FILE (TOML or JSON) lists them; without it,
+# the one app of the APPSERVICES_* variables above. A file keyadmin cannot fully use stops
+# start-up. keyadmin.appservices.apps looks them up; the first is the default.
+from keyadmin.appsfile import load_apps  # noqa: E402
+
+KEYADMIN_APPS_FILE = env("KEYADMIN_APPS_FILE", "")
+KEYADMIN_APPS = load_apps(
+    KEYADMIN_APPS_FILE,
+    base_url=APPSERVICES_BASE_URL,
+    app_id=APPSERVICES_APP_ID,
+    allowed_hosts=APPSERVICES_ALLOWED_HOSTS,
+    bridge_audience=env("KEYADMIN_BRIDGE_AUDIENCE", "") or "",
+)
+# --- end of App Services apps -------------------------------------------------------------------
+
 # --- Staff identity -----------------------------------------------------------------------------
 # One source of staff identity, chosen by KEYADMIN_SSO (docs/sso.md): remote-user, assertion,
 # oidc, or dev (DEBUG only). Start-up stops with ImproperlyConfigured when it is incomplete.
@@ -181,6 +197,7 @@ KEYADMIN_OIDC_TOKEN_AUTH = env("KEYADMIN_OIDC_TOKEN_AUTH", "client_secret_basic"
 KEYADMIN_ROLE_GROUPS_VIEWER = envlist("KEYADMIN_ROLE_GROUPS_VIEWER", [])
 KEYADMIN_ROLE_GROUPS_OPERATOR = envlist("KEYADMIN_ROLE_GROUPS_OPERATOR", [])
 KEYADMIN_ROLE_GROUPS_AUDITOR = envlist("KEYADMIN_ROLE_GROUPS_AUDITOR", [])
+KEYADMIN_ROLE_GROUPS_ACT_FOR = envlist("KEYADMIN_ROLE_GROUPS_ACT_FOR", [])
 # The App Services custom-token bridge (keyadmin/sso/bridge.py).
 KEYADMIN_APPSERVICES_BRIDGE = envbool("KEYADMIN_APPSERVICES_BRIDGE", False)
 KEYADMIN_BRIDGE_PRIVATE_KEY = envsecret("KEYADMIN_BRIDGE_PRIVATE_KEY") or ""

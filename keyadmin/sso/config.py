@@ -89,6 +89,29 @@ def _bridge(values: Mapping[str, Any], problems: list[str]) -> None:
         )
 
 
+def _act_for(values: Mapping[str, Any], problems: list[str]) -> None:
+    """Apps that act for customers with RS256 sign with the bridge's key: it must be usable."""
+    signing = [
+        app.key
+        for app in values.get("KEYADMIN_APPS") or ()
+        if app.act_for_enabled and app.jwt_algorithm == "RS256"
+    ]
+    if not signing:
+        return
+    pem = values.get("KEYADMIN_BRIDGE_PRIVATE_KEY")
+    try:
+        if not pem:
+            raise BridgeKeyError(
+                "it is not set (an RSA private key in PEM, 2048 bits or more; or use HS256)"
+            )
+        load_private_key(pem)
+    except BridgeKeyError as exc:
+        problems.append(
+            f"app(s) {', '.join(signing)} act for customers with RS256, so "
+            f"KEYADMIN_BRIDGE_PRIVATE_KEY (or _FILE) signs their tokens: {exc}"
+        )
+
+
 def check(values: Mapping[str, Any]) -> None:
     mode = values.get("KEYADMIN_SSO") or ""
     if mode not in MODES:
@@ -163,6 +186,7 @@ def check(values: Mapping[str, Any]) -> None:
         _url(values, "KEYADMIN_SSO_SIGNOUT_URL", problems, required=False)
     if values.get("KEYADMIN_APPSERVICES_BRIDGE"):
         _bridge(values, problems)
+    _act_for(values, problems)
     if values.get("KEYADMIN_AUDIT_RETENTION_DAYS", 1) < 1:
         problems.append("KEYADMIN_AUDIT_RETENTION_DAYS must be at least 1")
     if problems:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from keyadmin.sso.roles import AUDITOR, OPERATOR, ROLES, VIEWER
+from keyadmin.sso.roles import ACT_FOR, AUDITOR, OPERATOR, ROLES, VIEWER
 
 
 class StaffSignInForm(forms.Form):
@@ -24,6 +24,7 @@ class StaffSignInForm(forms.Form):
             (VIEWER, _("Viewer: see keys")),
             (OPERATOR, _("Operator: create, enable, disable and delete keys")),
             (AUDITOR, _("Auditor: read the audit trail")),
+            (ACT_FOR, _("Act for a customer: sign in to an app as one of its customers")),
         ],
         widget=forms.CheckboxSelectMultiple,
     )

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from keyadmin import audit
-from keyadmin.sso import access, bridge, oidc, session
+from keyadmin.sso import access, actfor, bridge, oidc, session
 from keyadmin.sso.forms import StaffSignInForm
 from keyadmin.sso.mode import dev_sign_in_enabled
 
@@ -59,8 +59,9 @@ def signout(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def jwks(request: HttpRequest) -> HttpResponse:
-    """The public key(s) App Services checks the bridge's custom-token JWTs with."""
-    if not bridge.enabled():
+    """The public key(s) App Services checks keyadmin's RS256 custom-token JWTs with: the
+    bridge's, and those acting for customers on apps that sign with RS256."""
+    if not (bridge.enabled() or actfor.uses_bridge_key()):
         raise Http404
     response = JsonResponse(bridge.public_jwks())
     # Public and the same for everyone; a short max-age lets a rotation show within minutes.

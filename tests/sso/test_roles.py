@@ -6,14 +6,26 @@ trail (`/audit/`) is a real one. Identities arrive as REMOTE_USER with groups in
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.contrib.auth import get_user_model
 
+from keyadmin.appsfile import AppConfig
 from keyadmin.context_processors import keyadmin as header_context
 from keyadmin.models import AuditEvent, Staff
 from keyadmin.sso.access import role_required
 from keyadmin.sso.mode import DEV_ISSUER
-from keyadmin.sso.roles import roles_of
+from keyadmin.sso.roles import (
+    ACT_FOR,
+    AUDITOR,
+    OPERATOR,
+    VIEWER,
+    roles_for,
+    roles_of,
+    roles_of_on_app,
+    roles_on_app,
+)
 from keyadmin.sso.sources import StaffIdentity
 from keyadmin.sso.staff import provision
 from tests.sso.fixtures import STAFF, use_remote_user_mode
@@ -158,7 +170,12 @@ def test_dev_sign_in_grants_all_roles_by_default(client, settings):
 
     client.post("/sign-in/", {"name": "Sam Support"})
 
-    assert client.get("/_test/whoami/").json()["roles"] == ["auditor", "operator", "viewer"]
+    assert client.get("/_test/whoami/").json()["roles"] == [
+        "act_for",
+        "auditor",
+        "operator",
+        "viewer",
+    ]
     assert Staff.objects.get().issuer == DEV_ISSUER
 
 
@@ -186,3 +203,76 @@ def test_the_as_staff_test_helper_grants_exactly_the_given_roles(client, setting
     assert client.get(LIST).status_code == 200
     assert client.post(CHANGE).status_code == 403
     assert client.get("/_test/whoami/").json()["roles"] == ["viewer"]
+
+
+# --- Acting for customers, and roles per app -------------------------------------------------
+
+SHOP = AppConfig(
+    key="shop",
+    name="Shop",
+    app_id="shop-abcde",
+    base_url="https://services.cloud.mongodb.com",
+    allowed_hosts=("services.cloud.mongodb.com",),
+    environment="production",
+)
+EVERY_ROLE = frozenset({VIEWER, OPERATOR, AUDITOR, ACT_FOR})
+
+
+def test_the_act_for_role_comes_from_its_own_groups(groups_mode, settings):
+    settings.KEYADMIN_ROLE_GROUPS_ACT_FOR = ["keyadmin-support-leads"]
+
+    issuer = settings.KEYADMIN_SSO_ISSUER
+    assert roles_for(issuer, [VIEWERS, "keyadmin-support-leads"]) == {VIEWER, ACT_FOR}
+    assert roles_for(issuer, [OPERATORS]) == {VIEWER, OPERATOR}
+
+
+def test_an_app_without_its_own_groups_keeps_the_global_roles():
+    assert roles_on_app(EVERY_ROLE, ["anything"], SHOP) == EVERY_ROLE
+    assert roles_on_app(frozenset({VIEWER}), [], SHOP) == {VIEWER}
+
+
+def test_an_apps_groups_narrow_a_role_to_their_members():
+    production = dataclasses.replace(
+        SHOP, operator_groups=("prod-operators",), act_for_groups=("support-leads",)
+    )
+
+    assert roles_on_app(EVERY_ROLE, ["staff"], production) == {VIEWER, AUDITOR}
+    assert roles_on_app(EVERY_ROLE, ["prod-operators"], production) == {VIEWER, AUDITOR, OPERATOR}
+    assert roles_on_app(EVERY_ROLE, ["support-leads"], production) == {VIEWER, AUDITOR, ACT_FOR}
+
+
+def test_an_apps_groups_never_grant_a_role_the_staff_member_lacks():
+    staging = dataclasses.replace(SHOP, operator_groups=("staging-operators",))
+
+    assert roles_on_app(frozenset({VIEWER}), ["staging-operators"], staging) == {VIEWER}
+    assert roles_on_app(frozenset(), ["staging-operators"], staging) == frozenset()
+
+
+def test_an_empty_group_list_closes_a_role_on_the_app():
+    read_only = dataclasses.replace(SHOP, operator_groups=(), act_for_groups=())
+
+    assert roles_on_app(EVERY_ROLE, [OPERATORS, "anything"], read_only) == {VIEWER, AUDITOR}
+
+
+def test_an_operator_on_the_app_also_views_it():
+    viewers_restricted = dataclasses.replace(SHOP, viewer_groups=("prod-viewers",))
+
+    assert roles_on_app(frozenset({VIEWER, OPERATOR}), ["x"], viewers_restricted) == {
+        VIEWER,
+        OPERATOR,
+    }
+    assert roles_on_app(frozenset({VIEWER}), ["x"], viewers_restricted) == frozenset()
+
+
+def test_a_staff_members_roles_on_an_app_come_from_their_stored_groups(groups_mode):
+    production = dataclasses.replace(SHOP, operator_groups=("prod-operators",))
+    user = provision(
+        StaffIdentity(
+            "https://sso.example.com/realms/staff", "sam", groups=(STAFF, OPERATORS, VIEWERS)
+        )
+    )
+
+    assert roles_of(user) == {VIEWER, OPERATOR}
+    assert roles_of_on_app(user, production) == {VIEWER}
+    assert roles_of_on_app(user, SHOP) == {VIEWER, OPERATOR}
+    assert roles_of_on_app(get_user_model().objects.create_user(username="x"), SHOP) == set()

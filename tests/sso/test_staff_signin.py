@@ -38,7 +38,12 @@ def test_it_signs_in_with_the_chosen_roles(client, dev_mode):
 
     users = get_user_model().objects
     assert roles_of(users.get(username="dev:Vic Viewer")) == {"viewer"}
-    assert roles_of(users.get(username="dev:Ada Admin")) == {"viewer", "operator", "auditor"}
+    assert roles_of(users.get(username="dev:Ada Admin")) == {
+        "viewer",
+        "operator",
+        "auditor",
+        "act_for",
+    }
 
 
 def test_it_follows_a_local_next_only(client, dev_mode):
