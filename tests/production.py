@@ -135,9 +135,13 @@ def staff_session(env: dict[str, str], workdir: Path, name: str, *roles: str) ->
     return key
 
 
-def keyadmin_server(env: dict[str, str], log_path: Path, threads: int = 4) -> Gunicorn:
-    """One keyadmin instance under the committed gunicorn config, one worker (bench's runner)."""
-    return Gunicorn(env={**env, "KEYADMIN_THREADS": str(threads)}, log_path=log_path, workers=1)
+def keyadmin_server(
+    env: dict[str, str], log_path: Path, threads: int = 4, workers: int = 1
+) -> Gunicorn:
+    """One keyadmin instance under the committed gunicorn config (bench's runner)."""
+    return Gunicorn(
+        env={**env, "KEYADMIN_THREADS": str(threads)}, log_path=log_path, workers=workers
+    )
 
 
 class Browser:
