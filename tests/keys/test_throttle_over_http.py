@@ -1,19 +1,25 @@
 """Sign-in throttling over real HTTP: the limit holds across gunicorn workers and instances.
 
-Two keyadmin servers share one database file, as instances behind a load balancer share theirs:
-A with two gunicorn workers, B with one. The guesses alternate between them, so a limit kept in
-one process's memory would let each process's own share through.
+Two keyadmin servers share one database, as instances behind a load balancer share theirs: A
+with two gunicorn workers, B with one. The guesses alternate between them, so a limit kept in one
+process's memory would let each process's own share through. Each test runs on a SQLite file,
+and again on a PostgreSQL database of its own when DATABASE_URL names a PostgreSQL server (CI's
+second run), where row locks rather than SQLite's single writer keep the count.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 
 from bench.harness import Gunicorn
 from tests.production import (
@@ -29,18 +35,41 @@ SIGNIN = "/appservices/sign-in/"
 TOO_MANY = re.compile(r"Too many sign-in attempts\. Try again in (\d+) s\.")
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory, emulator):
-    """A (two workers) and B (one), on one SQLite file, with the target limit at 3."""
+@contextmanager
+def fresh_postgresql():
+    """A new database on DATABASE_URL's PostgreSQL server: its URL. Dropped afterwards."""
+    import psycopg
+
+    url = settings.DATABASE_URL
+    name = f"keyadmin_throttle_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlsplit(url)._replace(path=f"/{name}").geturl()
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def servers(request, tmp_path_factory, emulator):
+    """A (two workers) and B (one) on one database, with the target limit at 3."""
     workdir = tmp_path_factory.mktemp("throttle")
-    env = production_env(
-        workdir, emulator.url, KEYADMIN_SSL_REDIRECT="false", KEYADMIN_SIGNIN_TARGET_LIMIT="3"
-    )
-    manage(env, "migrate", "--noinput", "--verbosity", "0")
-    with (
-        keyadmin_server(env, workdir / "a.log", workers=2) as a,
-        keyadmin_server(env, workdir / "b.log") as b,
-    ):
+    with ExitStack() as stack:
+        database = {}
+        if request.param == "postgresql":
+            if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+                pytest.skip("needs PostgreSQL: DATABASE_URL=postgres://... (make test-postgres)")
+            database["DATABASE_URL"] = stack.enter_context(fresh_postgresql())
+        env = production_env(
+            workdir,
+            emulator.url,
+            KEYADMIN_SSL_REDIRECT="false",
+            KEYADMIN_SIGNIN_TARGET_LIMIT="3",
+            **database,
+        )
+        manage(env, "migrate", "--noinput", "--verbosity", "0")
+        a = stack.enter_context(keyadmin_server(env, workdir / "a.log", workers=2))
+        b = stack.enter_context(keyadmin_server(env, workdir / "b.log"))
         yield Servers(a, b, env, workdir)
 
 
@@ -57,11 +86,18 @@ class Servers:
         assert browser.get(self.a.url + SIGNIN).status_code == 200, self.a.log_tail()
         return browser
 
-    def audit_count(self, action: str) -> int:
+    def query(self, sql: str, *params) -> list[tuple]:
+        if "DATABASE_URL" in self.env:
+            import psycopg
+
+            with psycopg.connect(self.env["DATABASE_URL"]) as db:
+                return db.execute(sql.replace("?", "%s"), params).fetchall()
         with sqlite3.connect(self.workdir / "keyadmin.sqlite3") as db:
-            ((count,),) = db.execute(
-                "SELECT count(*) FROM keyadmin_auditevent WHERE action = ?", (action,)
-            ).fetchall()
+            return db.execute(sql, params).fetchall()
+
+    def audit_count(self, action: str) -> int:
+        sql = "SELECT count(*) FROM keyadmin_auditevent WHERE action = ?"
+        ((count,),) = self.query(sql, action)
         return count
 
 
@@ -97,8 +133,7 @@ def test_the_limit_holds_across_workers_and_instances(servers, emulator, user_cr
     assert right.status_code == 429  # the right password waits too
     assert emulator.request_count("login") == 3
     assert servers.audit_count("throttled") == throttled_before + 1
-    with sqlite3.connect(servers.workdir / "keyadmin.sqlite3") as db:
-        stored = " ".join(str(row) for row in db.execute("SELECT * FROM keyadmin_signinthrottle"))
+    stored = " ".join(str(row) for row in servers.query("SELECT * FROM keyadmin_signinthrottle"))
     assert email not in stored
 
 
