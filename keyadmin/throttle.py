@@ -19,10 +19,10 @@ What is counted, per window of KEYADMIN_SIGNIN_WINDOW_SECONDS:
 - Anonymous App Services sign-ins (nothing to guess, but each makes an App Services user), per
   staff member and per address: every one counts.
 - The development sign-in, per address: every one counts.
-An attempt that fails for another reason than the credentials (App Services down) gives its
-count back. A block lasts until the window ends, twice as long for each block in a row, at most
-KEYADMIN_SIGNIN_MAX_BLOCK_SECONDS; starting one is audited once ("throttled"), the attempts it
-refuses are not.
+An attempt that App Services could not judge (unreachable, failing, a location outside the
+allowlist) gives its count back. A block lasts until the window ends, twice as long for each
+block in a row, at most KEYADMIN_SIGNIN_MAX_BLOCK_SECONDS; starting one is audited once
+("throttled"), the attempts it refuses are not.
 
 Counters are keyed by an HMAC (SECRET_KEY) of what they count: the table never holds an email,
 an API key or an address, and cannot be turned back into one without the key.
@@ -90,7 +90,7 @@ def _address(request: HttpRequest) -> str:
     return audit.client_address(request) or "unknown"
 
 
-@sensitive_variables("credentials")
+@sensitive_variables()  # the target is the email or API key itself until it is hashed
 def appservices_signin(request: HttpRequest, provider: str, credentials: dict[str, str]) -> Attempt:
     """What an App Services sign-in by this staff member with `credentials` counts against."""
     staff = str(request.user.pk)

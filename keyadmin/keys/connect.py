@@ -74,9 +74,9 @@ def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
         return _throttled(request, form, refused)
     try:
         connection = connect(request, form.provider, form.credentials())
-    except appservices.BadCredentials:
-        raise  # counted: that is what a guess looks like
-    except appservices.AppServicesError:
+    except (appservices.UpstreamUnavailable, appservices.HostNotAllowed):
+        # App Services did not judge the credentials. Any other error stays counted: a refusal
+        # worded differently must not turn into a way to guess without limit.
         throttle.abandoned(attempt)
         raise
     throttle.succeeded(attempt)

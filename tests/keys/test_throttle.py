@@ -229,6 +229,16 @@ def test_an_app_services_failure_is_not_counted_as_a_guess(
     connect(client, user_credentials)
 
 
+def test_a_refusal_worded_otherwise_still_counts(client, emulator, user_credentials, limits):
+    sign_in_staff(client)
+    email, _password = user_credentials
+    emulator.add_fault(route="login", action="status", status=400)
+
+    answers = [password_post(client, email, f"guess-{n}") for n in range(5)]
+
+    assert [a.status_code for a in answers] == [200] * 3 + [429] * 2
+
+
 def test_a_new_sign_in_while_connected_revokes_the_previous_refresh_token(
     client, emulator, user_credentials, settings
 ):
