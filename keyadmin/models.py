@@ -1,4 +1,4 @@
-"""keyadmin's own tables: who the staff are, and the append-only audit trail.
+"""keyadmin's own tables: who the staff are, the append-only audit trail, sign-in counters.
 
 A staff member is matched by the identity provider's issuer and subject, never by email: an email
 address can be reassigned or re-verified elsewhere, a (issuer, subject) pair cannot. The email is
@@ -71,6 +71,7 @@ class AuditEvent(models.Model):
         DELETE = "delete", _("Delete key")
         AUDIT_EXPORT = "audit-export", _("Audit export")
         DENIED = "denied", _("Refused (role)")
+        THROTTLED = "throttled", _("Sign-ins throttled")
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=32, db_index=True, choices=Action.choices)
@@ -108,3 +109,27 @@ class AuditEvent(models.Model):
     def prune(cls, before) -> int:
         """Delete the events older than `before`; the only deleter (`manage.py prune_audit`)."""
         return cls.objects.filter(at__lt=before)._prune()
+
+
+class SignInThrottle(models.Model):
+    """Recent sign-in attempts of one kind from one source: a staff member, an address, a target.
+
+    `key` is a keyed HMAC of what is counted (keyadmin/throttle.py), never the email, API key
+    or address itself. A row means nothing after `expires_at` and is deleted then.
+    """
+
+    scope = models.CharField(max_length=24)
+    key = models.CharField(max_length=64)
+    attempts = models.PositiveIntegerField(default=0)  # counted in the window
+    window_start = models.DateTimeField(default=timezone.now)
+    blocked_until = models.DateTimeField(null=True, blank=True)
+    blocks = models.PositiveSmallIntegerField(default=0)  # blocks in a row: the backoff
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("scope", "key"), name="signinthrottle_scope_key"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.attempts} attempts, blocked until {self.blocked_until}"

@@ -210,6 +210,25 @@ KEYADMIN_AUDIT_RETENTION_DAYS = envint("KEYADMIN_AUDIT_RETENTION_DAYS", 365)
 KEYADMIN_TRUSTED_PROXY_COUNT = max(envint("KEYADMIN_TRUSTED_PROXY_COUNT", 0), 0)
 KEYADMIN_TRUST_REQUEST_ID_HEADER = envbool("KEYADMIN_TRUST_REQUEST_ID_HEADER", False)
 
+
+def envcount(name: str, default: int) -> int:
+    number = envint(name, default)
+    if number < 1:
+        raise ImproperlyConfigured(f"{name} must be 1 or more, not {number}")
+    return number
+
+
+# Sign-in throttling (keyadmin/throttle.py, docs/deploy.md): attempts counted in the database, so
+# the limits hold across workers and instances. Each limit is per window; over it, sign-ins of
+# that kind wait until the window ends, and the wait doubles with each block in a row.
+KEYADMIN_SIGNIN_WINDOW_SECONDS = envcount("KEYADMIN_SIGNIN_WINDOW_SECONDS", 15 * 60)
+KEYADMIN_SIGNIN_MAX_BLOCK_SECONDS = envcount("KEYADMIN_SIGNIN_MAX_BLOCK_SECONDS", 60 * 60)
+KEYADMIN_SIGNIN_TARGET_LIMIT = envcount("KEYADMIN_SIGNIN_TARGET_LIMIT", 5)  # per email / API key
+KEYADMIN_SIGNIN_STAFF_LIMIT = envcount("KEYADMIN_SIGNIN_STAFF_LIMIT", 20)  # failures per staff
+KEYADMIN_SIGNIN_ADDRESS_LIMIT = envcount("KEYADMIN_SIGNIN_ADDRESS_LIMIT", 50)  # failures per IP
+KEYADMIN_SIGNIN_ANONYMOUS_LIMIT = envcount("KEYADMIN_SIGNIN_ANONYMOUS_LIMIT", 10)  # every one
+KEYADMIN_DEV_SIGNIN_LIMIT = envcount("KEYADMIN_DEV_SIGNIN_LIMIT", 30)  # every one, per IP
+
 from keyadmin.sso.config import check as _check_staff_identity  # noqa: E402
 
 _check_staff_identity(globals())

@@ -60,7 +60,13 @@ def _label(provider: str, profile: appservices.Profile) -> str:
 
 @sensitive_variables()
 def connect(request: HttpRequest, provider: str, credentials: dict[str, str]) -> Connection:
-    """Sign in to App Services and remember the session; raises `AppServicesError`."""
+    """Sign in to App Services and remember the session; raises `AppServicesError`.
+
+    A session this one replaces is revoked upstream once the new one works: its refresh token
+    must not stay valid (for up to 60 days) after keyadmin has forgotten it. A failed sign-in
+    leaves the current session as it was.
+    """
+    previous = get_connection(request)
     app = appservices.AppServices()
     tokens = app.login(provider, credentials)
     profile = appservices.UserSession(
@@ -80,6 +86,8 @@ def connect(request: HttpRequest, provider: str, credentials: dict[str, str]) ->
         # only widen what a stolen session row could do.
         "refresh": _fernet().encrypt(tokens.refresh_token.encode()).decode(),
     }
+    if previous is not None:
+        _revoke(previous)
     return get_connection(request)
 
 
@@ -115,8 +123,11 @@ def disconnect(request: HttpRequest) -> None:
     """Revoke the refresh token upstream, then forget it. Sign-out goes on if App Services fails."""
     connection = get_connection(request)
     forget(request)
-    if connection is None:
-        return
+    if connection is not None:
+        _revoke(connection)
+
+
+def _revoke(connection: Connection) -> None:
     try:
         connection.client().logout()
     except appservices.AppServicesError as exc:

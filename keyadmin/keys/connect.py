@@ -10,7 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from keyadmin import appservices, audit
+from keyadmin import appservices, audit, throttle
 from keyadmin.appservices.connection import connect, disconnect
 from keyadmin.keys.forms import SIGN_IN_FORMS, EmailPasswordForm
 from keyadmin.keys.guards import HtmxHttpRequest, upstream_errors
@@ -33,6 +33,13 @@ def _render_signin(request: HtmxHttpRequest, bound=None, error=None) -> HttpResp
         "signin_error": error,
     }
     return render(request, "keyadmin/appservices-signin.html", context)
+
+
+def _throttled(request: HtmxHttpRequest, form, refused: throttle.Throttled) -> HttpResponse:
+    if request.htmx:
+        return throttle.fragment(request, refused)
+    form.add_error(None, throttle.message(refused))
+    return throttle.refusal(_render_signin(request, form), refused)
 
 
 def _bound_signin_form(request: HtmxHttpRequest):
@@ -62,7 +69,19 @@ def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
     form = _bound_signin_form(request)
     if not form.is_valid():
         return _render_signin(request, form)
-    connection = connect(request, form.provider, form.credentials())
+    attempt = throttle.appservices_signin(request, form.provider, form.credentials())
+    try:
+        throttle.begin(request, attempt)
+    except throttle.Throttled as refused:
+        return _throttled(request, form, refused)
+    try:
+        connection = connect(request, form.provider, form.credentials())
+    except (appservices.UpstreamUnavailable, appservices.HostNotAllowed):
+        # App Services did not judge the credentials. Any other error stays counted: a refusal
+        # worded differently must not turn into a way to guess without limit.
+        throttle.abandoned(attempt)
+        raise
+    throttle.succeeded(attempt)
     audit.record(request, "appservices-signin", audit.OK, detail=form.provider)
     messages.success(
         request, _("Connected to App Services as %(who)s.") % {"who": connection.label}

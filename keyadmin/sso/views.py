@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from keyadmin import audit
+from keyadmin import audit, throttle
 from keyadmin.sso import access, actfor, bridge, oidc, session
 from keyadmin.sso.forms import StaffSignInForm
 from keyadmin.sso.mode import dev_sign_in_enabled
@@ -38,6 +38,15 @@ def staff_signin(request: HttpRequest) -> HttpResponse:
         return render(request, "keyadmin/no-signin.html", status=403)
     form = StaffSignInForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
+        try:
+            throttle.begin(request, throttle.dev_signin(request))
+        except throttle.Throttled as refused:
+            if getattr(request, "htmx", False):
+                return throttle.fragment(request, refused)
+            form.add_error(None, throttle.message(refused))
+            context = {"form": form, "next": _safe_next(request, "")}
+            response = render(request, "keyadmin/staff-signin.html", context)
+            return throttle.refusal(response, refused)
         # No roles posted (a scripted sign-in) means every role, as sign_in_dev does by default.
         session.sign_in_dev(request, form.cleaned_data["name"], form.cleaned_data["roles"] or None)
         return redirect(_safe_next(request, "keyadmin:keys"))

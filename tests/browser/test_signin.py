@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from keyadmin import appservices
@@ -89,3 +91,39 @@ def test_api_key_and_anonymous_sessions_say_why_they_have_no_keys(
     expect(page.locator("#key-table")).to_have_count(0)
     connect = page.get_by_role("link", name="Connect with email and password")
     expect(connect).to_have_attribute("href", SIGNIN_URL)
+
+
+def test_a_throttled_sign_in_says_how_long_to_wait_with_and_without_htmx(
+    staff_page, live_server, settings, user_credentials, problems
+):
+    settings.KEYADMIN_SIGNIN_TARGET_LIMIT = 1
+    email, _password = user_credentials
+    page = staff_page
+    page.goto(live_server.url + SIGNIN_URL)
+
+    def guess() -> None:
+        page.get_by_role("textbox", name="Email").fill(email)
+        page.get_by_label("Password", exact=True).fill("not-the-password")
+        page.get_by_role("button", name="Sign in", exact=True).click()
+
+    guess()
+    expect(page.get_by_role("alert")).to_have_text("App Services did not accept those credentials.")
+    problems.expect("429")  # Chromium logs every 4xx answer
+    guess()
+    expect(page.get_by_role("alert")).to_have_text(
+        re.compile(r"^Too many sign-in attempts\. Try again in \d+ s\.$")
+    )
+
+    # The same form sent by htmx: the 429 is swapped (a notice), not dropped as an error.
+    problems.expect("429")
+    page.evaluate(
+        """() => {
+            const form = document.querySelector('form input[value="local-userpass"]').form;
+            form.setAttribute('hx-post', form.action);
+            htmx.process(form);
+        }"""
+    )
+    guess()
+    notices = page.locator("#notices")
+    expect(notices).to_contain_text(re.compile(r"Too many sign-in attempts\. Try again in \d+ s\."))
+    expect(notices).not_to_contain_text("Something went wrong")

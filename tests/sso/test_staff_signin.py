@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from keyadmin.models import AuditEvent
 from keyadmin.sso.roles import roles_of
 from tests.support import HTMX, KEYS_URL
 
@@ -98,3 +99,31 @@ def test_it_sends_signed_out_staff_to_sign_in(client, dev_mode):
 
 def test_it_rejects_other_methods(client, dev_mode):
     assert client.put(URL).status_code == 405
+
+
+def test_sign_ins_past_the_limit_get_429_and_open_no_session(client, dev_mode, settings):
+    settings.KEYADMIN_DEV_SIGNIN_LIMIT = 3
+
+    answers = [client.post(URL, {"name": f"Guess {n}"}) for n in range(6)]
+
+    assert [answer.status_code for answer in answers] == [302] * 3 + [429] * 3
+    html = answers[-1].content.decode()
+    assert f"Too many sign-in attempts. Try again in {answers[-1]['Retry-After']} s." in html
+    assert 0 < int(answers[-1]["Retry-After"]) <= settings.KEYADMIN_SIGNIN_WINDOW_SECONDS
+    assert 'role="alert"' in html
+    assert not get_user_model().objects.filter(username__in=["dev:Guess 3", "dev:Guess 5"])
+    still = get_user_model().objects.get(username="dev:Guess 2")
+    assert client.session["_auth_user_id"] == str(still.pk)  # the last sign-in let through
+    assert AuditEvent.objects.filter(action="throttled").count() == 1
+    assert AuditEvent.objects.filter(action="signin").count() == 3
+
+
+def test_the_limit_is_per_client_address(client, dev_mode, settings):
+    settings.KEYADMIN_DEV_SIGNIN_LIMIT = 2
+    for n in range(3):
+        client.post(URL, {"name": f"Guess {n}"})
+
+    elsewhere = client.post(URL, {"name": "Sam"}, REMOTE_ADDR="192.0.2.7")
+
+    assert elsewhere.status_code == 302
+    assert client.post(URL, {"name": "Sam"}).status_code == 429

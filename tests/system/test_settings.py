@@ -175,6 +175,8 @@ def test_other_settings_from_the_environment(tmp_path):
         ({"KEYADMIN_DB_CONN_MAX_AGE": "-1"}, "KEYADMIN_DB_CONN_MAX_AGE must be 0"),
         ({"KEYADMIN_LOG_LEVEL": "LOUD"}, "KEYADMIN_LOG_LEVEL must be one of DEBUG, INFO"),
         ({"KEYADMIN_LOG_FORMAT": "xml"}, "KEYADMIN_LOG_FORMAT must be one of plain, json"),
+        ({"KEYADMIN_SIGNIN_TARGET_LIMIT": "0"}, "KEYADMIN_SIGNIN_TARGET_LIMIT must be 1 or more"),
+        ({"KEYADMIN_SIGNIN_WINDOW_SECONDS": "15m"}, "must be a whole number"),
     ],
     ids=lambda value: value if isinstance(value, str) else "-".join(value),
 )
