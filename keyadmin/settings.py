@@ -168,6 +168,9 @@ KEYADMIN_SSO_REMOTE_GROUPS_SEPARATOR = env("KEYADMIN_SSO_REMOTE_GROUPS_SEPARATOR
 KEYADMIN_SSO_ASSERTION_HEADER = env("KEYADMIN_SSO_ASSERTION_HEADER", "")
 KEYADMIN_SSO_JWKS_URL = env("KEYADMIN_SSO_JWKS_URL", "")
 KEYADMIN_SSO_AUDIENCE = envlist("KEYADMIN_SSO_AUDIENCE", [])
+# Longest an assertion may be valid for, and oldest it may be (exp - iat, now - iat).
+KEYADMIN_SSO_MAX_ASSERTION_SECONDS = envint("KEYADMIN_SSO_MAX_ASSERTION_SECONDS", 24 * 60 * 60)
+KEYADMIN_SSO_ASSERTION_TYP = env("KEYADMIN_SSO_ASSERTION_TYP", "")  # "" = typ not checked
 # oidc: keyadmin's own OpenID Connect login (explicit endpoints, no discovery at start-up).
 KEYADMIN_OIDC_ISSUER = env("KEYADMIN_OIDC_ISSUER", "")
 KEYADMIN_OIDC_CLIENT_ID = env("KEYADMIN_OIDC_CLIENT_ID", "")

@@ -22,6 +22,8 @@ SSO_MODES = ("remote-user", "assertion", "oidc")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_BRIDGE_TOKEN_SECONDS = 300
+MIN_ASSERTION_SECONDS = 60
+_TYP = re.compile(r"^[A-Za-z0-9.+/-]{1,64}$")
 _GROUP_SETTINGS = (
     "KEYADMIN_SSO_ALLOWED_GROUPS",
     "KEYADMIN_ROLE_GROUPS_VIEWER",
@@ -157,6 +159,15 @@ def check(values: Mapping[str, Any]) -> None:
         _url(values, "KEYADMIN_SSO_JWKS_URL", problems, required=True)
         _required(values, ("KEYADMIN_SSO_ISSUER", "KEYADMIN_SSO_AUDIENCE"), problems)
         _algorithms(values, problems)
+        if values.get("KEYADMIN_SSO_MAX_ASSERTION_SECONDS", 86400) < MIN_ASSERTION_SECONDS:
+            problems.append(
+                f"KEYADMIN_SSO_MAX_ASSERTION_SECONDS must be at least {MIN_ASSERTION_SECONDS}"
+            )
+        if not _TYP.match(values.get("KEYADMIN_SSO_ASSERTION_TYP") or "-"):
+            problems.append(
+                "KEYADMIN_SSO_ASSERTION_TYP must be a JOSE typ such as JWT (or empty: not "
+                f"checked), not {values.get('KEYADMIN_SSO_ASSERTION_TYP')!r}"
+            )
     if mode == "oidc":
         _required(
             values,

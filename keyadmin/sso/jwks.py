@@ -150,9 +150,15 @@ def verify(
     audience: str | list[str],
     issuer: str,
     leeway: int,
+    max_lifetime: int | None = None,
+    typ: str = "",
 ) -> dict[str, Any]:
     """Verify a JWT signed by a key from `jwks_url`: one of the pinned asymmetric algorithms, a
     key found by `kid`, and `exp`, `iat`, `iss`, `aud` and `sub` all present and right.
+
+    With `max_lifetime`, a token valid for longer than that (`exp` - `iat`) or issued longer ago
+    is refused: a leaked assertion must not stay usable for weeks. With `typ`, the header's `typ`
+    must be that value (compared without case, as JOSE says).
 
     The one place both the proxy assertions and the OIDC ID tokens are checked, so a rule added
     here holds for both.
@@ -164,6 +170,8 @@ def verify(
     algorithm = header.get("alg")
     if algorithm not in algorithms:
         raise TokenRejected(f"algorithm {str(algorithm)[:16]!r} is not accepted")
+    if typ and str(header.get("typ", "")).lower() != typ.lower():
+        raise TokenRejected(f"its typ is not {typ!r}")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenRejected("it names no key id")
@@ -172,7 +180,7 @@ def verify(
     except KeyNotFound as exc:
         raise TokenRejected(str(exc)) from None
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             key,
             algorithms=[algorithm],
@@ -183,3 +191,14 @@ def verify(
         )
     except jwt.PyJWTError as exc:
         raise TokenRejected(f"it is invalid: {type(exc).__name__}") from None
+    if max_lifetime is not None:
+        _check_lifetime(claims, max_lifetime, leeway)
+    return claims
+
+
+def _check_lifetime(claims: dict[str, Any], max_lifetime: int, leeway: int) -> None:
+    issued, expires = claims["iat"], claims["exp"]  # numbers: jwt.decode checked both
+    if expires - issued > max_lifetime:
+        raise TokenRejected(f"it is valid for longer than {max_lifetime} s")
+    if time.time() - issued > max_lifetime + leeway:
+        raise TokenRejected(f"it was issued more than {max_lifetime} s ago")

@@ -173,6 +173,8 @@ class AssertionSource:
         issuer: str,
         audience: list[str],
         algorithms: list[str],
+        max_lifetime: int,
+        typ: str,
     ) -> None:
         self.issuer = issuer
         self._bearer = header.lower() == "authorization"  # oauth2-proxy: `Bearer <id token>`
@@ -180,6 +182,8 @@ class AssertionSource:
         self._jwks_url = jwks_url
         self._audience = audience
         self._algorithms = [alg for alg in algorithms if alg in jwks.ASYMMETRIC_ALGORITHMS]
+        self._max_lifetime = max_lifetime
+        self._typ = typ
 
     def identify(self, request: HttpRequest) -> StaffIdentity | None:
         raw = request.META.get(self._meta_key)
@@ -204,6 +208,8 @@ class AssertionSource:
                 audience=self._audience,
                 issuer=self.issuer,
                 leeway=LEEWAY_SECONDS,
+                max_lifetime=self._max_lifetime,
+                typ=self._typ,
             )
         except jwks.TokenRejected as exc:
             raise IdentityRejected(f"the assertion was refused: {exc}") from None
@@ -234,6 +240,8 @@ def per_request_source() -> PerRequestSource | None:
             settings.KEYADMIN_SSO_ISSUER,
             list(settings.KEYADMIN_SSO_AUDIENCE),
             list(settings.KEYADMIN_SSO_ALGORITHMS),
+            settings.KEYADMIN_SSO_MAX_ASSERTION_SECONDS,
+            settings.KEYADMIN_SSO_ASSERTION_TYP,
         )
         factory = AssertionSource
     else:

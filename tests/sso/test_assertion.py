@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import jwt
 import pytest
 from django.contrib.sessions.models import Session
 
@@ -266,3 +267,38 @@ def test_it_keeps_the_jwks_open_and_everything_else_closed(client, assertion_mod
     assert client.get("/.well-known/keyadmin-jwks.json").status_code == 404  # bridge off
     assert client.get("/keys/").status_code == 401
     assert client.get("/audit/").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"exp": int(time.time()) + 30 * 86400}, id="valid-for-a-month"),
+        pytest.param(
+            {"iat": int(time.time()) - 2 * 86400, "exp": int(time.time()) + 300},
+            id="issued-two-days-ago",
+        ),
+    ],
+)
+def test_it_refuses_an_assertion_that_lives_too_long(client, assertion_mode, keys, overrides):
+    response = get(client, mint(keys, **overrides))
+
+    assert_refused(response, client)
+
+
+def test_the_longest_assertion_lifetime_is_a_setting(client, assertion_mode, keys, settings):
+    settings.KEYADMIN_SSO_MAX_ASSERTION_SECONDS = 600
+    now = int(time.time())
+
+    assert get(client, mint(keys, iat=now, exp=now + 600)).status_code == 200
+    client.logout()
+    assert_refused(get(client, mint(keys, iat=now, exp=now + 601)), client)
+
+
+def test_it_checks_the_typ_when_one_is_configured(client, assertion_mode, keys, settings):
+    settings.KEYADMIN_SSO_ASSERTION_TYP = "JWT"
+    other_typ = jwt.encode(
+        claims(), keys.rsa, algorithm="RS256", headers={"kid": RSA_KID, "typ": "at+jwt"}
+    )
+
+    assert_refused(get(client, other_typ), client)
+    assert get(client, mint(keys)).status_code == 200  # PyJWT, like the proxies, says "JWT"
