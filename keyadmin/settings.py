@@ -231,13 +231,15 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "keyadmin.sso.middleware.staff_identity",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Above staff_identity: its refusal pages (401/403) get the same headers as every page, and
+    # request.htmx exists before any keyadmin code looks at the request.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "keyadmin.middleware.no_store_when_signed_in",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "keyadmin.sso.middleware.staff_identity",
 ]
 
 ROOT_URLCONF = "keyadmin.urls"

@@ -98,7 +98,7 @@ def answer_status(request: HtmxHttpRequest, status: int) -> int:
 
 def signin_redirect(request: HttpRequest) -> HttpResponse:
     url = reverse("keyadmin:appservices-signin")
-    if getattr(request, "htmx", False):
+    if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
 
