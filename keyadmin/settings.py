@@ -102,6 +102,22 @@ except (ValueError, TypeError):
         "KEYADMIN_TOKEN_KEY is not a Fernet key (32 bytes, url-safe base64, 44 characters); "
         f"make one with: {_FERNET_HOWTO}"
     ) from None
+# Keys the tokens were encrypted with before a rotation, comma-separated: still decrypted (so
+# those sessions go on, and their tokens can be revoked), never used to encrypt.
+_previous_keys = (envsecret("KEYADMIN_TOKEN_KEY_PREVIOUS") or "").split(",")
+KEYADMIN_TOKEN_KEY_PREVIOUS = [key.strip() for key in _previous_keys if key.strip()]
+for _number, _previous in enumerate(KEYADMIN_TOKEN_KEY_PREVIOUS, start=1):
+    try:
+        Fernet(_previous)
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            f"KEYADMIN_TOKEN_KEY_PREVIOUS: key {_number} is not a Fernet key (32 bytes, url-safe "
+            "base64, 44 characters)"
+        ) from None
+    if _previous == KEYADMIN_TOKEN_KEY:
+        raise ImproperlyConfigured(
+            f"KEYADMIN_TOKEN_KEY_PREVIOUS: key {_number} is the current KEYADMIN_TOKEN_KEY"
+        )
 
 ALLOWED_HOSTS = envlist("KEYADMIN_ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 if not ALLOWED_HOSTS:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
@@ -44,8 +44,10 @@ class Connection:
         return appservices.UserSession(self.hostname, self._refresh_token)
 
 
-def _fernet() -> Fernet:
-    return Fernet(settings.KEYADMIN_TOKEN_KEY)
+def _fernet() -> MultiFernet:
+    """Encrypts with KEYADMIN_TOKEN_KEY; decrypts with it or any of KEYADMIN_TOKEN_KEY_PREVIOUS."""
+    keys = [settings.KEYADMIN_TOKEN_KEY, *settings.KEYADMIN_TOKEN_KEY_PREVIOUS]
+    return MultiFernet([Fernet(key) for key in keys])
 
 
 def _label(provider: str, profile: appservices.Profile) -> str:
@@ -101,7 +103,7 @@ def get_connection(request: HttpRequest) -> Connection | None:
             _refresh_token=refresh,
         )
     except (KeyError, TypeError, InvalidToken):
-        # Written under another KEYADMIN_TOKEN_KEY (rotated) or damaged: sign in again.
+        # Written under a key no longer configured, or damaged: sign in again.
         forget(request)
         return None
 
