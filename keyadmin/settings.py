@@ -341,6 +341,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Tokens live in the session, so it must be server-side (never signed cookies).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = int(envfloat("KEYADMIN_SESSION_SECONDS", 10 * 60 * 60))  # one shift
+# A staff session unused for this long ends (App Services token revoked), whatever its age.
+KEYADMIN_SESSION_IDLE_SECONDS = int(envfloat("KEYADMIN_SESSION_IDLE_SECONDS", 30 * 60))
+if KEYADMIN_SESSION_IDLE_SECONDS < 120:
+    # Activity is written to the session at most once a minute, so less cannot be kept to.
+    raise ImproperlyConfigured("KEYADMIN_SESSION_IDLE_SECONDS must be at least 120")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = not DEBUG

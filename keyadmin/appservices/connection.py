@@ -117,9 +117,34 @@ def disconnect(request: HttpRequest) -> None:
     """Revoke the refresh token upstream, then forget it. Sign-out goes on if App Services fails."""
     connection = get_connection(request)
     forget(request)
-    if connection is None:
-        return
+    if connection is not None:
+        _revoke(connection.hostname, connection._refresh_token)
+
+
+@sensitive_variables()
+def revoke_stored(session_data: dict) -> bool:
+    """Revoke the refresh token a stored session holds (a session nobody is using any more).
+
+    False when there was nothing to revoke, the token is under a key no longer configured, or
+    App Services did not confirm; the caller drops the token either way.
+    """
+    stored = session_data.get(SESSION_KEY)
+    if not isinstance(stored, dict):
+        return False
     try:
-        connection.client().logout()
+        refresh = _fernet().decrypt(stored["refresh"].encode()).decode()
+        hostname = stored["hostname"]
+    except (KeyError, TypeError, AttributeError, InvalidToken):
+        logger.warning("a stored App Services token cannot be read; it is dropped unrevoked")
+        return False
+    return _revoke(hostname, refresh)
+
+
+@sensitive_variables()
+def _revoke(hostname: str, refresh_token: str) -> bool:
+    try:
+        appservices.UserSession(hostname, refresh_token).logout()
     except appservices.AppServicesError as exc:
         logger.warning("App Services sign-out failed (%s); the token is forgotten here", exc.status)
+        return False
+    return True

@@ -45,10 +45,11 @@ def _exempt_paths() -> set[str]:
 def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
     def middleware(request: HttpRequest) -> HttpResponse:
         source = per_request_source()
+        if request.path in _exempt_paths():
+            return get_response(request)
+        session.end_if_idle(request)
         if source is None:
             _check_session_issuer(request)
-            return get_response(request)
-        if request.path in _exempt_paths():
             return get_response(request)
         try:
             found = source.identify(request)

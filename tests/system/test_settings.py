@@ -155,6 +155,8 @@ def test_other_settings_from_the_environment(tmp_path):
         ({"KEYADMIN_CSRF_TRUSTED_ORIGINS": "keyadmin.example.com"}, "takes origins"),
         ({"KEYADMIN_SESSION_SECONDS": "a day"}, "KEYADMIN_SESSION_SECONDS must be a number"),
         ({"KEYADMIN_SESSION_SECONDS": "0"}, "KEYADMIN_SESSION_SECONDS must be above zero"),
+        ({"KEYADMIN_SESSION_IDLE_SECONDS": "60"}, "KEYADMIN_SESSION_IDLE_SECONDS must be at least"),
+        ({"KEYADMIN_SESSION_IDLE_SECONDS": "half an hour"}, "must be a number"),
         ({"KEYADMIN_SSL_REDIRECT": "sometimes"}, "KEYADMIN_SSL_REDIRECT must be true or false"),
         ({"APPSERVICES_BASE_URL": "ftp://appservices.example.com"}, "must be an https URL"),
         ({"APPSERVICES_BASE_URL": "services.cloud.mongodb.com"}, "must be an https URL"),
