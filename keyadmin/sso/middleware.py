@@ -56,7 +56,7 @@ def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
         except IdentityRejected as exc:
             logger.warning("%s identity rejected: %s", source.mode, exc.reason)
             session.end_session(request, "the SSO identity was rejected")
-            audit.record(request, "signin", audit.DENIED, detail=exc.reason)
+            audit.record_sampled(request, "signin", audit.DENIED, detail=exc.reason)
             return access.sso_error(request, "rejected")
         if found is None:
             session.end_session(request, "the SSO identity is gone")
@@ -76,17 +76,36 @@ def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
             staff.refresh(current, found)
             return get_response(request)
         session.end_session(request, "another SSO subject arrived")
-        user = staff.provision(found)
+        deferred = source.mode == "assertion" and not request.session.keys()
+        user = staff.identified(found) if deferred else staff.provision(found)
         if user is None:
-            audit.record(
+            audit.record_sampled(
                 request, "signin", audit.DENIED, identity=found, detail="not in an allowed group"
             )
             return access.sso_error(request, "not-staff")
+        if deferred:
+            return _for_this_request(request, user, get_response)
         login(request, user, backend=STAFF_BACKEND)
         session.after_sign_in(request, user)
         return get_response(request)
 
     return middleware
+
+
+def _for_this_request(request: HttpRequest, user, get_response) -> HttpResponse:
+    """Serve a request that arrived without a session as `user`, opening a session only if the
+    response needs one (the view kept something in it: an App Services sign-in, a notice).
+
+    A proxy assertion identifies every request anyway, so a client that keeps no cookies (a
+    script behind a service token) costs no session row and no sign-in audit row per request.
+    """
+    request.user = user
+    request.staff_session_deferred = True
+    response = get_response(request)
+    if request.session.modified:
+        login(request, user, backend=STAFF_BACKEND)
+        session.after_sign_in(request, user)
+    return response
 
 
 def _check_session_issuer(request: HttpRequest) -> None:

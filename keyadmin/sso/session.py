@@ -98,6 +98,12 @@ def end_session(request: HttpRequest, reason: str) -> None:
         logout(request)
 
 
+def is_deferred(request: HttpRequest) -> bool:
+    """True when this request's staff member was identified without a session (assertion mode,
+    no session cookie): the identity middleware opens one only if the view stores something."""
+    return getattr(request, "staff_session_deferred", False)
+
+
 def _idle_for(session_data, now: int) -> int | None:
     last_seen = session_data.get(LAST_SEEN_KEY)
     return now - last_seen if isinstance(last_seen, int) else None

@@ -12,6 +12,7 @@ import time
 import jwt
 import pytest
 from django.contrib.sessions.models import Session
+from django.test import Client
 
 from keyadmin.models import AuditEvent, Staff
 from keyadmin.sso import jwks as jwks_module
@@ -30,6 +31,7 @@ from tests.sso.fixtures import (
 )
 
 URL = "/_test/whoami/"
+REMEMBER = "/_test/remember/"
 HEADER = "Cf-Access-Jwt-Assertion"
 
 
@@ -53,7 +55,7 @@ def assert_refused(response, client, status: int = 401) -> None:
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
-def test_it_signs_in_a_staff_member_from_a_valid_assertion(client, assertion_mode, keys, alg):
+def test_it_identifies_a_staff_member_from_a_valid_assertion(client, assertion_mode, keys, alg):
     response = get(client, mint(keys, alg, groups=[STAFF, OPERATORS]))
 
     assert response.status_code == 200
@@ -61,13 +63,32 @@ def test_it_signs_in_a_staff_member_from_a_valid_assertion(client, assertion_mod
     assert body["issuer"] == ISSUER
     assert body["subject"] == "alice"
     assert body["roles"] == ["operator", "viewer"]
-    assert Session.objects.count() == 1
     staff = Staff.objects.get()
     assert (staff.issuer, staff.subject, staff.email) == (ISSUER, "alice", "alice@example.com")
+
+
+def test_it_opens_a_session_when_a_page_keeps_something_in_it(client, assertion_mode, keys):
+    response = get(client, mint(keys), url=REMEMBER)
+
+    assert response.status_code == 200
+    assert Session.objects.get().get_decoded()["remembered"] is True
     assert AuditEvent.objects.filter(action="signin", outcome="ok").count() == 1
 
 
+def test_a_client_without_cookies_opens_no_session_and_no_sign_in_row(assertion_mode, keys):
+    for _ in range(5):
+        response = Client().get(URL, headers={HEADER: mint(keys)})
+        assert response.status_code == 200
+        assert response.json()["subject"] == "alice"
+        assert "sessionid" not in response.cookies
+
+    assert not Session.objects.exists()
+    assert not AuditEvent.objects.filter(action="signin").exists()
+    assert Staff.objects.count() == 1
+
+
 def test_it_verifies_every_request_but_signs_in_once(client, assertion_mode, keys):
+    assert get(client, mint(keys), url=REMEMBER).status_code == 200
     for _ in range(3):
         assert get(client, mint(keys)).status_code == 200
 
@@ -76,10 +97,10 @@ def test_it_verifies_every_request_but_signs_in_once(client, assertion_mode, key
 
 
 def test_it_ends_the_session_when_the_subject_changes(client, assertion_mode, keys):
-    get(client, mint(keys, subject="alice"))
+    get(client, mint(keys, subject="alice"), url=REMEMBER)
     first_session = client.cookies["sessionid"].value
 
-    response = get(client, mint(keys, subject="bob"))
+    response = get(client, mint(keys, subject="bob"), url=REMEMBER)
 
     assert response.status_code == 200
     assert response.json()["subject"] == "bob"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from keyadmin import audit
+from keyadmin.models import AuditEvent
 from tests.sso.fixtures import (
     jwks_server,  # noqa: F401 - fixture
     keys,  # noqa: F401 - fixture
@@ -55,3 +57,37 @@ def test_an_htmx_refusal_asks_for_a_whole_page_reload(client, assertion_mode, ke
     assert response.status_code == 401
     assert response["HX-Refresh"] == "true"
     assert refused(client, keys, "rejected").get("HX-Refresh") is None
+
+
+def denied_rows() -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action="signin", outcome="denied").order_by("id"))
+
+
+@pytest.mark.parametrize("problem", ["rejected", "not-staff"])
+def test_a_flood_of_refusals_writes_one_row_a_minute_per_address(
+    client, assertion_mode, keys, problem
+):
+    for _ in range(20):
+        assert refused(client, keys, problem).status_code in (401, 403)
+
+    (row,) = denied_rows()
+    assert row.client_address == "127.0.0.1"
+
+
+def test_the_next_row_counts_the_refusals_not_recorded(client, assertion_mode, keys, monkeypatch):
+    for _ in range(20):
+        refused(client, keys, "rejected")
+    monkeypatch.setattr(audit, "SAMPLE_SECONDS", 0)  # the minute has passed
+
+    refused(client, keys, "rejected")
+
+    _first, second = denied_rows()
+    assert second.detail.startswith("19 more like this from this address not recorded; ")
+    assert "not a JWT" in second.detail
+
+
+def test_each_address_gets_its_own_row(client, assertion_mode, keys):
+    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.1", "192.0.2.2"):
+        client.get(URL, headers={HEADER: "not-a-jwt"}, REMOTE_ADDR=address)
+
+    assert [row.client_address for row in denied_rows()] == ["192.0.2.1", "192.0.2.2"]

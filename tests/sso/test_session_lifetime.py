@@ -144,10 +144,14 @@ def test_activity_is_written_at_most_once_a_minute(client, emulator, user_creden
     assert client.session[LAST_SEEN_KEY] >= int(time.time()) - 5
 
 
-def test_an_idle_proxy_session_says_why_on_the_same_page(client, settings, jwks_server, keys):
+def test_an_idle_proxy_session_says_why_on_the_same_page(
+    client, emulator, settings, jwks_server, keys, user_credentials
+):
     use_assertion_mode(settings, jwks_server.url, "Cf-Access-Jwt-Assertion")
     token = {"HTTP_CF_ACCESS_JWT_ASSERTION": mint(keys)}
-    assert client.get(KEYS_URL, **token).status_code == 302  # signed in, not connected
+    email, password = user_credentials
+    signin = {"provider": "local-userpass", "email": email, "password": password}
+    assert client.post(SIGNIN_URL, signin, **token).status_code == 302  # opens the session
     last_seen(client, 31 * 60)
 
     response = client.get(KEYS_URL, follow=True, **token)
