@@ -25,6 +25,8 @@ class Command(BaseCommand):
         if seconds <= 0:
             raise CommandError("--seconds must be above zero")
         done = end_expired_sessions(seconds)
+        if options["verbosity"] == 0:
+            return
         self.stdout.write(
             f"revoked {done.revoked} App Services tokens; deleted {done.deleted} expired "
             f"sessions; disconnected {done.disconnected} idle sessions; "
