@@ -1,14 +1,17 @@
 """Staff sessions follow the configured identity source, request by request.
 
 - remote-user and assertion: the front server or proxy vouches for every request. The staff
-  session is opened on the first request, kept while the same subject keeps arriving, and ended
-  (App Services token revoked) the moment the subject changes or vanishes or loses its group. A
-  request with no identity gets 401, one with a bad identity 401, one outside the allowed
-  groups 403, and none of them a session.
+  session is opened on the first request (assertion mode: the first one whose view writes to the
+  session; until then each request is identified on its own), kept while the same subject keeps
+  arriving, and ended (App Services token revoked) the moment the subject changes or vanishes or
+  loses its group. A request with no identity gets 401, one with a bad identity 401, one outside
+  the allowed groups 403, and none of them a session; those refusals are audited at most once a
+  minute per client address.
 - oidc and dev: the session was opened by a login; it is ended if it belongs to another issuer
   (the mode or provider changed since).
+- every mode: a session idle for KEYADMIN_SESSION_IDLE_SECONDS ends first.
 
-Place after AuthenticationMiddleware.
+Place after AuthenticationMiddleware and MessageMiddleware.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
 
 def _for_this_request(request: HttpRequest, user, get_response) -> HttpResponse:
     """Serve a request that arrived without a session as `user`, opening a session only if the
-    response needs one (the view kept something in it: an App Services sign-in, a notice).
+    view wrote to it (an App Services sign-in does; a notice alone goes into a session that
+    signs nobody in, and the next request opens the staff session).
 
     A proxy assertion identifies every request anyway, so a client that keeps no cookies (a
     script behind a service token) costs no session row and no sign-in audit row per request.
