@@ -102,6 +102,22 @@ except (ValueError, TypeError):
         "KEYADMIN_TOKEN_KEY is not a Fernet key (32 bytes, url-safe base64, 44 characters); "
         f"make one with: {_FERNET_HOWTO}"
     ) from None
+# Keys the tokens were encrypted with before a rotation, comma-separated: still decrypted (so
+# those sessions go on, and their tokens can be revoked), never used to encrypt.
+_previous_keys = (envsecret("KEYADMIN_TOKEN_KEY_PREVIOUS") or "").split(",")
+KEYADMIN_TOKEN_KEY_PREVIOUS = [key.strip() for key in _previous_keys if key.strip()]
+for _number, _previous in enumerate(KEYADMIN_TOKEN_KEY_PREVIOUS, start=1):
+    try:
+        Fernet(_previous)
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            f"KEYADMIN_TOKEN_KEY_PREVIOUS: key {_number} is not a Fernet key (32 bytes, url-safe "
+            "base64, 44 characters)"
+        ) from None
+    if _previous == KEYADMIN_TOKEN_KEY:
+        raise ImproperlyConfigured(
+            f"KEYADMIN_TOKEN_KEY_PREVIOUS: key {_number} is the current KEYADMIN_TOKEN_KEY"
+        )
 
 ALLOWED_HOSTS = envlist("KEYADMIN_ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 if not ALLOWED_HOSTS:
@@ -178,10 +194,15 @@ KEYADMIN_SSO_SIGNOUT_URL = env("KEYADMIN_SSO_SIGNOUT_URL", "")
 KEYADMIN_SSO_REMOTE_GROUPS_VAR = env("KEYADMIN_SSO_REMOTE_GROUPS_VAR", "OIDC_CLAIM_groups")
 KEYADMIN_SSO_REMOTE_NAME_VAR = env("KEYADMIN_SSO_REMOTE_NAME_VAR", "OIDC_CLAIM_name")
 KEYADMIN_SSO_REMOTE_EMAIL_VAR = env("KEYADMIN_SSO_REMOTE_EMAIL_VAR", "OIDC_CLAIM_email")
+# What the front server puts between group names (mod_auth_openidc's OIDCClaimDelimiter).
+KEYADMIN_SSO_REMOTE_GROUPS_SEPARATOR = env("KEYADMIN_SSO_REMOTE_GROUPS_SEPARATOR", ",")
 # assertion: the identity-aware proxy's signed JWT header and its keys.
 KEYADMIN_SSO_ASSERTION_HEADER = env("KEYADMIN_SSO_ASSERTION_HEADER", "")
 KEYADMIN_SSO_JWKS_URL = env("KEYADMIN_SSO_JWKS_URL", "")
 KEYADMIN_SSO_AUDIENCE = envlist("KEYADMIN_SSO_AUDIENCE", [])
+# Longest an assertion may be valid for, and oldest it may be (exp - iat, now - iat).
+KEYADMIN_SSO_MAX_ASSERTION_SECONDS = envint("KEYADMIN_SSO_MAX_ASSERTION_SECONDS", 24 * 60 * 60)
+KEYADMIN_SSO_ASSERTION_TYP = env("KEYADMIN_SSO_ASSERTION_TYP", "")  # "" = typ not checked
 # oidc: keyadmin's own OpenID Connect login (explicit endpoints, no discovery at start-up).
 KEYADMIN_OIDC_ISSUER = env("KEYADMIN_OIDC_ISSUER", "")
 KEYADMIN_OIDC_CLIENT_ID = env("KEYADMIN_OIDC_CLIENT_ID", "")
@@ -263,13 +284,15 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "keyadmin.sso.middleware.staff_identity",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Above staff_identity: its refusal pages (401/403) get the same headers as every page, and
+    # request.htmx exists before any keyadmin code looks at the request.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "keyadmin.middleware.no_store_when_signed_in",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "keyadmin.sso.middleware.staff_identity",
 ]
 
 ROOT_URLCONF = "keyadmin.urls"
@@ -357,6 +380,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Tokens live in the session, so it must be server-side (never signed cookies).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = int(envfloat("KEYADMIN_SESSION_SECONDS", 10 * 60 * 60))  # one shift
+# A staff session unused for this long ends (App Services token revoked), whatever its age.
+KEYADMIN_SESSION_IDLE_SECONDS = int(envfloat("KEYADMIN_SESSION_IDLE_SECONDS", 30 * 60))
+if KEYADMIN_SESSION_IDLE_SECONDS < 120:
+    # Activity is written to the session at most once a minute, so less cannot be kept to.
+    raise ImproperlyConfigured("KEYADMIN_SESSION_IDLE_SECONDS must be at least 120")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = not DEBUG

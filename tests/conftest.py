@@ -63,6 +63,14 @@ def _point_keyadmin_at_emulator(request, settings):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Counters kept in Django's cache (sampled audit refusals) start at zero in every test."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _staff_sso(request, settings):
     """Tests marked `staff_sso` run with the test SSO issuer, so staff hold real roles."""
     if request.node.get_closest_marker("staff_sso"):

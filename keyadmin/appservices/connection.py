@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
@@ -44,8 +44,10 @@ class Connection:
         return appservices.UserSession(self.hostname, self._refresh_token)
 
 
-def _fernet() -> Fernet:
-    return Fernet(settings.KEYADMIN_TOKEN_KEY)
+def _fernet() -> MultiFernet:
+    """Encrypts with KEYADMIN_TOKEN_KEY; decrypts with it or any of KEYADMIN_TOKEN_KEY_PREVIOUS."""
+    keys = [settings.KEYADMIN_TOKEN_KEY, *settings.KEYADMIN_TOKEN_KEY_PREVIOUS]
+    return MultiFernet([Fernet(key) for key in keys])
 
 
 def _label(provider: str, profile: appservices.Profile) -> str:
@@ -87,7 +89,7 @@ def connect(request: HttpRequest, provider: str, credentials: dict[str, str]) ->
         "refresh": _fernet().encrypt(tokens.refresh_token.encode()).decode(),
     }
     if previous is not None:
-        _revoke(previous)
+        _revoke(previous.hostname, previous._refresh_token)
     return get_connection(request)
 
 
@@ -109,7 +111,7 @@ def get_connection(request: HttpRequest) -> Connection | None:
             _refresh_token=refresh,
         )
     except (KeyError, TypeError, InvalidToken):
-        # Written under another KEYADMIN_TOKEN_KEY (rotated) or damaged: sign in again.
+        # Written under a key no longer configured, or damaged: sign in again.
         forget(request)
         return None
 
@@ -124,11 +126,33 @@ def disconnect(request: HttpRequest) -> None:
     connection = get_connection(request)
     forget(request)
     if connection is not None:
-        _revoke(connection)
+        _revoke(connection.hostname, connection._refresh_token)
 
 
-def _revoke(connection: Connection) -> None:
+@sensitive_variables()
+def revoke_stored(session_data: dict) -> bool:
+    """Revoke the refresh token a stored session holds (a session nobody is using any more).
+
+    False when there was nothing to revoke, the token is under a key no longer configured, or
+    App Services did not confirm; the caller drops the token either way.
+    """
+    stored = session_data.get(SESSION_KEY)
+    if not isinstance(stored, dict):
+        return False
     try:
-        connection.client().logout()
+        refresh = _fernet().decrypt(stored["refresh"].encode()).decode()
+        hostname = stored["hostname"]
+    except (KeyError, TypeError, AttributeError, InvalidToken):
+        logger.warning("a stored App Services token cannot be read; it is dropped unrevoked")
+        return False
+    return _revoke(hostname, refresh)
+
+
+@sensitive_variables()
+def _revoke(hostname: str, refresh_token: str) -> bool:
+    try:
+        appservices.UserSession(hostname, refresh_token).logout()
     except appservices.AppServicesError as exc:
         logger.warning("App Services sign-out failed (%s); the token is forgotten here", exc.status)
+        return False
+    return True

@@ -14,10 +14,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import HttpRequest
+from django.utils import timezone
 
 from keyadmin.appservices import KEY_ID_PATTERN
 from keyadmin.appservices.connection import SESSION_KEY
@@ -33,6 +36,8 @@ _KEY_ID = re.compile(KEY_ID_PATTERN)
 OK = AuditEvent.Outcome.OK
 FAILED = AuditEvent.Outcome.FAILED
 DENIED = AuditEvent.Outcome.DENIED
+
+SAMPLE_SECONDS = 60
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -158,3 +163,50 @@ def record_error(
         key_name=key_name,
         detail=type(error).__name__,
     )
+
+
+def record_sampled(
+    request: HttpRequest,
+    action: str,
+    outcome: str,
+    *,
+    detail: str,
+    identity: StaffIdentity | None = None,
+) -> AuditEvent | None:
+    """Like `record`, but at most one row per client address, action and outcome a minute.
+
+    For refusals anyone can cause at will (a flood of garbage assertions): they must not bury
+    the trail. The ones not written are counted in Django's cache, the next row written says how
+    many, and each is still logged.
+    """
+    address = client_address(request)
+    counter = f"keyadmin:audit-unrecorded:{action}:{outcome}:{address or '-'}"
+    recent = AuditEvent.objects.filter(
+        action=action,
+        outcome=outcome,
+        at__gte=timezone.now() - timedelta(seconds=SAMPLE_SECONDS),
+        **({"client_address": address} if address else {"client_address__isnull": True}),
+    )
+    if recent.exists():
+        _count(counter)
+        logger.info(
+            "audit action=%s outcome=%s from %s counted, not recorded: one row a minute (%s)",
+            action,
+            outcome,
+            address or "-",
+            for_audit(detail, 200, opaque_too=True),
+        )
+        return None
+    unrecorded = cache.get(counter, 0)
+    if unrecorded:
+        cache.delete(counter)
+        detail = f"{unrecorded} more like this from this address not recorded; {detail}"
+    return record(request, action, outcome, detail=detail, identity=identity)
+
+
+def _count(counter: str) -> None:
+    cache.add(counter, 0, timeout=24 * 60 * 60)
+    try:
+        cache.incr(counter)
+    except ValueError:  # expired between the two calls
+        cache.add(counter, 1, timeout=24 * 60 * 60)

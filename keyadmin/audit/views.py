@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 
 from django.core.paginator import Paginator
@@ -34,8 +35,12 @@ CSV_COLUMNS = (
     "client_address",
     "detail",
 )
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). A cell
+# starts at the beginning of a field, and also after every `;` or `,` or line break, because a
+# spreadsheet opening the file in another locale (Spanish and German ones split on `;`) or a
+# naive importer may split there, quotes or not.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_AT_A_SPLIT = re.compile(r"(^|[;,\r\n])( *)(?=[=+\-@\t\r])")
 
 
 def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet]:
@@ -55,10 +60,9 @@ def trail(request: HttpRequest) -> HttpResponse:
 
 
 def csv_cell(value: object) -> str:
+    """`value` with a `'` before every formula start at a point a spreadsheet may split on."""
     text = "" if value is None else str(value)
-    if text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
+    return _FORMULA_AT_A_SPLIT.sub(r"\1\2'", text)
 
 
 class _Echo:
@@ -67,7 +71,7 @@ class _Echo:
 
 
 def _rows(events: QuerySet) -> Iterator[str]:
-    writer = csv.writer(_Echo())
+    writer = csv.writer(_Echo(), quoting=csv.QUOTE_ALL)
     yield writer.writerow(CSV_COLUMNS)
     for event in events.iterator(chunk_size=500):
         row = []

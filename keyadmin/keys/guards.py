@@ -22,6 +22,8 @@ from django_htmx.middleware import HtmxDetails
 
 from keyadmin import appservices, audit
 from keyadmin.appservices.connection import Connection, forget, get_connection
+from keyadmin.sso import bridge
+from keyadmin.sso.session import is_deferred
 
 logger = logging.getLogger("keyadmin.views")
 
@@ -98,7 +100,7 @@ def answer_status(request: HtmxHttpRequest, status: int) -> int:
 
 def signin_redirect(request: HttpRequest) -> HttpResponse:
     url = reverse("keyadmin:appservices-signin")
-    if getattr(request, "htmx", False):
+    if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
 
@@ -116,6 +118,11 @@ def appservices_required(view: Callable[..., HttpResponse]) -> Callable[..., Htt
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         connection = get_connection(request)
+        if connection is None and bridge.enabled() and is_deferred(request):
+            # Identified by a proxy assertion without a session: the bridge's App Services
+            # sign-in needs one, so open it after this answer and come back here.
+            request.session.modified = True
+            return redirect(request.get_full_path())
         if connection is None:
             return signin_redirect(request)
         request.connection = connection

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -53,20 +54,24 @@ SSO_PROBLEMS = {
 
 
 def sso_error(request: HttpRequest, problem: str, status: int | None = None) -> HttpResponse:
-    """The page for a sign-in that failed closed; no session exists after it."""
+    """The page for a sign-in that failed closed; no session exists after it.
+
+    Never stored by any cache: it answers for whoever was, or was not, signed in just now.
+    """
     response = render(
         request,
         "keyadmin/sso-error.html",
         {"problem": problem, "request_id": getattr(request, "request_id", "")},
         status=status or SSO_PROBLEMS.get(problem, 403),
     )
-    if request.headers.get("HX-Request") == "true":  # (may run before HtmxMiddleware)
+    add_never_cache_headers(response)
+    if request.htmx:
         response["HX-Refresh"] = "true"  # htmx does not swap errors: show this page whole
     return response
 
 
 def _return_to(request: HttpRequest) -> str:
-    if getattr(request, "htmx", False):
+    if request.htmx:
         return request.htmx.current_url_abs_path or ""
     return request.get_full_path() if request.method == "GET" else ""
 
@@ -84,7 +89,7 @@ def signin_needed(request: HttpRequest) -> HttpResponse:
         url = None
     if url is None:
         return render(request, "keyadmin/no-signin.html", status=403)
-    if getattr(request, "htmx", False):
+    if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
 

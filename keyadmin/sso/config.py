@@ -21,7 +21,15 @@ MODES = ("", "dev", "remote-user", "assertion", "oidc")
 SSO_MODES = ("remote-user", "assertion", "oidc")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-MAX_BRIDGE_TOKEN_SECONDS = 300  # App Services only needs the token once, at sign-in
+MAX_BRIDGE_TOKEN_SECONDS = 300
+MIN_ASSERTION_SECONDS = 60
+_TYP = re.compile(r"^[A-Za-z0-9.+/-]{1,64}$")
+_GROUP_SETTINGS = (
+    "KEYADMIN_SSO_ALLOWED_GROUPS",
+    "KEYADMIN_ROLE_GROUPS_VIEWER",
+    "KEYADMIN_ROLE_GROUPS_OPERATOR",
+    "KEYADMIN_ROLE_GROUPS_AUDITOR",
+)  # App Services only needs the token once, at sign-in
 
 
 def _url(values: Mapping[str, Any], name: str, problems: list[str], *, required: bool) -> None:
@@ -49,6 +57,23 @@ def _environ_var(values: Mapping[str, Any], name: str, problems: list[str]) -> N
     elif value.upper().startswith("HTTP_"):
         # HTTP_* keys are request headers: anyone who reaches keyadmin can send them.
         problems.append(f"{name}={value!r} names a request header; name a server variable")
+
+
+def _separator(values: Mapping[str, Any], problems: list[str]) -> None:
+    separator = values.get("KEYADMIN_SSO_REMOTE_GROUPS_SEPARATOR") or ""
+    if not separator or separator != separator.strip() or not separator.isprintable():
+        problems.append(
+            "KEYADMIN_SSO_REMOTE_GROUPS_SEPARATOR must be the exact printable text the front "
+            f"server puts between group names (OIDCClaimDelimiter), not {separator!r}"
+        )
+        return
+    for name in _GROUP_SETTINGS:
+        clashing = [group for group in values.get(name) or [] if separator in group]
+        if clashing:
+            problems.append(
+                f"{name} names {clashing}, which contain the group separator {separator!r}: "
+                "such a group cannot be told apart from two groups"
+            )
 
 
 def _algorithms(values: Mapping[str, Any], problems: list[str]) -> None:
@@ -145,6 +170,7 @@ def check(values: Mapping[str, Any]) -> None:
             "KEYADMIN_SSO_REMOTE_EMAIL_VAR",
         ):
             _environ_var(values, name, problems)
+        _separator(values, problems)
     if mode == "assertion":
         header = values.get("KEYADMIN_SSO_ASSERTION_HEADER") or ""
         if not _HEADER_NAME.match(header):
@@ -156,6 +182,15 @@ def check(values: Mapping[str, Any]) -> None:
         _url(values, "KEYADMIN_SSO_JWKS_URL", problems, required=True)
         _required(values, ("KEYADMIN_SSO_ISSUER", "KEYADMIN_SSO_AUDIENCE"), problems)
         _algorithms(values, problems)
+        if values.get("KEYADMIN_SSO_MAX_ASSERTION_SECONDS", 86400) < MIN_ASSERTION_SECONDS:
+            problems.append(
+                f"KEYADMIN_SSO_MAX_ASSERTION_SECONDS must be at least {MIN_ASSERTION_SECONDS}"
+            )
+        if not _TYP.match(values.get("KEYADMIN_SSO_ASSERTION_TYP") or "-"):
+            problems.append(
+                "KEYADMIN_SSO_ASSERTION_TYP must be a JOSE typ such as JWT (or empty: not "
+                f"checked), not {values.get('KEYADMIN_SSO_ASSERTION_TYP')!r}"
+            )
     if mode == "oidc":
         _required(
             values,

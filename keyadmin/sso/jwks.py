@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 MIN_REFETCH_SECONDS = 60.0
 MAX_AGE_SECONDS = 3600.0
+# How long a token with an unknown kid waits for a fetch another request started; longer than
+# one fetch's connect and read timeouts, so it only gives up on a provider that hangs.
+FETCH_WAIT_SECONDS = 15.0
 
 # The key type (and curve) each accepted algorithm needs: a token cannot pick an HMAC algorithm
 # and have the provider's *public* key used as its secret.
@@ -60,21 +63,34 @@ class JwksCache:
         self._keys: dict[str, dict] = {}
         self._fetched_at: float | None = None  # last successful fetch
         self._tried_at: float | None = None  # last attempt, successful or not
+        self._in_flight: threading.Event | None = None  # set when the running fetch ends
         self.fetches = 0
 
     def key(self, kid: str, algorithm: str) -> jwt.PyJWK:
-        """The verification key for `kid`, bound to `algorithm`; `KeyNotFound` otherwise."""
+        """The verification key for `kid`, bound to `algorithm`; `KeyNotFound` otherwise.
+
+        One fetch at a time, and never under the lock: while one request refetches, the others
+        go on with the cached keys, and only a request whose `kid` is unknown waits for the
+        fetch in flight (it may bring that key).
+        """
         if algorithm not in _KEY_TYPES:
             raise KeyNotFound(f"algorithm {algorithm!r} is not an asymmetric one")
         with self._lock:
             now = self._clock()
-            stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
-            if stale and self._may_fetch(now):
-                self._fetch(now)
             jwk = self._keys.get(kid)
-            if jwk is None and self._may_fetch(now):
-                self._fetch(now)
-                jwk = self._keys.get(kid)
+            stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
+            in_flight = self._in_flight
+            fetching = (stale or jwk is None) and in_flight is None and self._may_fetch(now)
+            if fetching:
+                self._tried_at = now
+                self.fetches += 1
+                in_flight = self._in_flight = threading.Event()
+        if fetching:
+            self._fetch_and_publish(now, in_flight)
+            jwk = self._keys.get(kid)
+        elif jwk is None and in_flight is not None:
+            in_flight.wait(FETCH_WAIT_SECONDS)
+            jwk = self._keys.get(kid)
         if jwk is None:
             raise KeyNotFound("the token's key id is not in the provider's JWKS")
         return _bind(jwk, algorithm)
@@ -82,9 +98,20 @@ class JwksCache:
     def _may_fetch(self, now: float) -> bool:
         return self._tried_at is None or now - self._tried_at >= self._min_refetch
 
-    def _fetch(self, now: float) -> None:
-        self._tried_at = now
-        self.fetches += 1
+    def _fetch_and_publish(self, now: float, done: threading.Event) -> None:
+        keys = None
+        try:
+            keys = self._download()
+        finally:
+            with self._lock:
+                if keys is not None:
+                    self._keys = keys
+                    self._fetched_at = now
+                self._in_flight = None
+            done.set()
+
+    def _download(self) -> dict[str, dict] | None:
+        """The provider's signing keys by `kid`, or None when the fetch failed."""
         try:
             response = http.request("GET", self.url, headers={"Accept": "application/json"})
             if response.status_code != 200:
@@ -96,8 +123,8 @@ class JwksCache:
         except (http.FetchError, ValueError, KeyError, TypeError) as exc:
             # Keep the keys we had: a provider hiccup must not sign everyone out at once.
             logger.warning("JWKS fetch failed (%s); keeping %d cached keys", exc, len(self._keys))
-            return
-        self._keys = {
+            return None
+        return {
             item["kid"]: item
             for item in keys
             if isinstance(item, dict)
@@ -105,7 +132,6 @@ class JwksCache:
             and item.get("use", "sig") == "sig"
             and item.get("kty") in ("RSA", "EC")
         }
-        self._fetched_at = now
 
 
 def _bind(jwk: dict, algorithm: str) -> jwt.PyJWK:
@@ -150,9 +176,15 @@ def verify(
     audience: str | list[str],
     issuer: str,
     leeway: int,
+    max_lifetime: int | None = None,
+    typ: str = "",
 ) -> dict[str, Any]:
     """Verify a JWT signed by a key from `jwks_url`: one of the pinned asymmetric algorithms, a
     key found by `kid`, and `exp`, `iat`, `iss`, `aud` and `sub` all present and right.
+
+    With `max_lifetime`, a token valid for longer than that (`exp` - `iat`) or issued longer ago
+    is refused: a leaked assertion must not stay usable for weeks. With `typ`, the header's `typ`
+    must be that value (compared without case, as JOSE says).
 
     The one place both the proxy assertions and the OIDC ID tokens are checked, so a rule added
     here holds for both.
@@ -164,6 +196,8 @@ def verify(
     algorithm = header.get("alg")
     if algorithm not in algorithms:
         raise TokenRejected(f"algorithm {str(algorithm)[:16]!r} is not accepted")
+    if typ and str(header.get("typ", "")).lower() != typ.lower():
+        raise TokenRejected(f"its typ is not {typ!r}")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenRejected("it names no key id")
@@ -172,7 +206,7 @@ def verify(
     except KeyNotFound as exc:
         raise TokenRejected(str(exc)) from None
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             key,
             algorithms=[algorithm],
@@ -183,3 +217,14 @@ def verify(
         )
     except jwt.PyJWTError as exc:
         raise TokenRejected(f"it is invalid: {type(exc).__name__}") from None
+    if max_lifetime is not None:
+        _check_lifetime(claims, max_lifetime, leeway)
+    return claims
+
+
+def _check_lifetime(claims: dict[str, Any], max_lifetime: int, leeway: int) -> None:
+    issued, expires = claims["iat"], claims["exp"]  # numbers: jwt.decode checked both
+    if expires - issued > max_lifetime:
+        raise TokenRejected(f"it is valid for longer than {max_lifetime} s")
+    if time.time() - issued > max_lifetime + leeway:
+        raise TokenRejected(f"it was issued more than {max_lifetime} s ago")

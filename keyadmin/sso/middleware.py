@@ -1,14 +1,17 @@
 """Staff sessions follow the configured identity source, request by request.
 
 - remote-user and assertion: the front server or proxy vouches for every request. The staff
-  session is opened on the first request, kept while the same subject keeps arriving, and ended
-  (App Services token revoked) the moment the subject changes or vanishes or loses its group. A
-  request with no identity gets 401, one with a bad identity 401, one outside the allowed
-  groups 403, and none of them a session.
+  session is opened on the first request (assertion mode: the first one whose view writes to the
+  session; until then each request is identified on its own), kept while the same subject keeps
+  arriving, and ended (App Services token revoked) the moment the subject changes or vanishes or
+  loses its group. A request with no identity gets 401, one with a bad identity 401, one outside
+  the allowed groups 403, and none of them a session; those refusals are audited at most once a
+  minute per client address.
 - oidc and dev: the session was opened by a login; it is ended if it belongs to another issuer
   (the mode or provider changed since).
+- every mode: a session idle for KEYADMIN_SESSION_IDLE_SECONDS ends first.
 
-Place after AuthenticationMiddleware.
+Place after AuthenticationMiddleware and MessageMiddleware.
 """
 
 from __future__ import annotations
@@ -45,17 +48,18 @@ def _exempt_paths() -> set[str]:
 def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
     def middleware(request: HttpRequest) -> HttpResponse:
         source = per_request_source()
+        if request.path in _exempt_paths():
+            return get_response(request)
+        session.end_if_idle(request)
         if source is None:
             _check_session_issuer(request)
-            return get_response(request)
-        if request.path in _exempt_paths():
             return get_response(request)
         try:
             found = source.identify(request)
         except IdentityRejected as exc:
             logger.warning("%s identity rejected: %s", source.mode, exc.reason)
             session.end_session(request, "the SSO identity was rejected")
-            audit.record(request, "signin", audit.DENIED, detail=exc.reason)
+            audit.record_sampled(request, "signin", audit.DENIED, detail=exc.reason)
             return access.sso_error(request, "rejected")
         if found is None:
             session.end_session(request, "the SSO identity is gone")
@@ -75,17 +79,37 @@ def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
             staff.refresh(current, found)
             return get_response(request)
         session.end_session(request, "another SSO subject arrived")
-        user = staff.provision(found)
+        deferred = source.mode == "assertion" and not request.session.keys()
+        user = staff.identified(found) if deferred else staff.provision(found)
         if user is None:
-            audit.record(
+            audit.record_sampled(
                 request, "signin", audit.DENIED, identity=found, detail="not in an allowed group"
             )
             return access.sso_error(request, "not-staff")
+        if deferred:
+            return _for_this_request(request, user, get_response)
         login(request, user, backend=STAFF_BACKEND)
         session.after_sign_in(request, user)
         return get_response(request)
 
     return middleware
+
+
+def _for_this_request(request: HttpRequest, user, get_response) -> HttpResponse:
+    """Serve a request that arrived without a session as `user`, opening a session only if the
+    view wrote to it (an App Services sign-in does; a notice alone goes into a session that
+    signs nobody in, and the next request opens the staff session).
+
+    A proxy assertion identifies every request anyway, so a client that keeps no cookies (a
+    script behind a service token) costs no session row and no sign-in audit row per request.
+    """
+    request.user = user
+    request.staff_session_deferred = True
+    response = get_response(request)
+    if request.session.modified:
+        login(request, user, backend=STAFF_BACKEND)
+        session.after_sign_in(request, user)
+    return response
 
 
 def _check_session_issuer(request: HttpRequest) -> None:

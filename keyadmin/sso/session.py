@@ -7,12 +7,19 @@ the App Services session they hold revoked upstream. The guards views use live i
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login, logout
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from keyadmin import audit
@@ -24,7 +31,13 @@ from keyadmin.sso.roles import ROLES
 from keyadmin.sso.sources import StaffIdentity
 from keyadmin.sso.staff import provision, staff_of
 
+logger = logging.getLogger("keyadmin.sessions")
+
 DEV_USERNAME_PREFIX = "dev:"
+# When the staff member last made a request (epoch seconds), written at most once a minute so
+# that a busy page does not write its session row on every request.
+LAST_SEEN_KEY = "keyadmin_last_seen"
+TOUCH_SECONDS = 60
 
 
 def sign_in_dev(request: HttpRequest, name: str, roles: Iterable[str] | None = None) -> None:
@@ -51,6 +64,7 @@ def sign_in_dev(request: HttpRequest, name: str, roles: Iterable[str] | None = N
 
 def after_sign_in(request: HttpRequest, user) -> None:
     """A new staff session exists: audit it, then connect App Services if the bridge is on."""
+    request.session[LAST_SEEN_KEY] = int(time.time())
     audit.record(request, "signin", audit.OK, detail=f"KEYADMIN_SSO={settings.KEYADMIN_SSO}")
     staff = staff_of(user)
     if bridge.enabled() and staff is not None:
@@ -82,6 +96,90 @@ def end_session(request: HttpRequest, reason: str) -> None:
         _drop_appservices(request)
         audit.record(request, "signout", audit.OK, detail=reason)
         logout(request)
+
+
+def is_deferred(request: HttpRequest) -> bool:
+    """True when this request's staff member was identified without a session (assertion mode,
+    no session cookie): the identity middleware opens one only if the view stores something."""
+    return getattr(request, "staff_session_deferred", False)
+
+
+def _idle_for(session_data, now: int) -> int | None:
+    last_seen = session_data.get(LAST_SEEN_KEY)
+    return now - last_seen if isinstance(last_seen, int) else None
+
+
+def end_if_idle(request: HttpRequest) -> bool:
+    """End a session unused for KEYADMIN_SESSION_IDLE_SECONDS, saying so on the next page.
+
+    Otherwise note this request as activity (at most once a minute). True when it ended.
+    """
+    if not request.user.is_authenticated:
+        return False
+    now = int(time.time())
+    idle = _idle_for(request.session, now)
+    limit = settings.KEYADMIN_SESSION_IDLE_SECONDS
+    if idle is not None and idle > limit:
+        end_session(request, f"no activity for {limit // 60} minutes")
+        messages.info(
+            request,
+            _("You were signed out after %(minutes)s minutes without activity.")
+            % {"minutes": limit // 60},
+        )
+        return True
+    if idle is None or idle >= TOUCH_SECONDS:
+        request.session[LAST_SEEN_KEY] = now
+    return False
+
+
+@dataclass
+class Cleanup:
+    revoked: int = 0  # App Services refresh tokens revoked upstream
+    deleted: int = 0  # expired session rows removed
+    disconnected: int = 0  # idle sessions whose App Services token was revoked and dropped
+    left: int = 0  # not looked at within the time budget; the next run takes them
+
+
+def end_expired_sessions(budget_seconds: float) -> Cleanup:
+    """Revoke the App Services tokens of sessions nobody can use any more, then drop them.
+
+    Expired sessions (past KEYADMIN_SESSION_SECONDS) are deleted. Idle ones (past
+    KEYADMIN_SESSION_IDLE_SECONDS) keep their row without the token, so their owner's next
+    request still says why they were signed out. A revocation App Services does not confirm is
+    logged and the token dropped anyway; once `budget_seconds` have passed, the rest waits.
+    """
+    done = Cleanup()
+    started = time.monotonic()
+    now = int(time.time())
+    store = SessionStore()
+    for row in Session.objects.order_by("expire_date").iterator(chunk_size=200):
+        if time.monotonic() - started > budget_seconds:
+            done.left += 1
+            continue
+        data = store.decode(row.session_data)
+        expired = row.expire_date <= timezone.now()
+        idle = _idle_for(data, now)
+        idle_out = idle is not None and idle > settings.KEYADMIN_SESSION_IDLE_SECONDS
+        if not expired and not (idle_out and connection.SESSION_KEY in data):
+            continue
+        if connection.revoke_stored(data):
+            done.revoked += 1
+        if expired:
+            row.delete()
+            done.deleted += 1
+        else:
+            data.pop(connection.SESSION_KEY, None)
+            Session.objects.filter(pk=row.pk).update(session_data=store.encode(data))
+            done.disconnected += 1
+    logger.info(
+        "sessions: %d App Services tokens revoked, %d expired sessions deleted, "
+        "%d idle sessions disconnected, %d not looked at (time budget)",
+        done.revoked,
+        done.deleted,
+        done.disconnected,
+        done.left,
+    )
+    return done
 
 
 def signout_url(request: HttpRequest) -> str | None:

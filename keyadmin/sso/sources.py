@@ -22,6 +22,7 @@ LEEWAY_SECONDS = 30  # clock skew between the proxy and keyadmin
 MAX_TOKEN_LENGTH = 16 * 1024
 MAX_SUBJECT_LENGTH = 255
 MAX_GROUPS = 200
+MAX_GROUP_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,50 @@ def _subject(value: Any) -> str:
     return value
 
 
-def split_groups(value: Any) -> tuple[str, ...]:
-    """Groups from a list claim or a comma-separated string (mod_auth_openidc joins arrays)."""
+def exact_group(value: Any) -> str | None:
+    """`value` as a group name only if it is one exactly: never edited into another name.
+
+    A name with a control or format character (zero-width space, word joiner, bidi marks),
+    leading or trailing whitespace, or nothing in it is refused whole: stripping it could turn
+    `keyadmin-\u200boperators` or ` keyadmin-operators` into a privileged group.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_GROUP_LENGTH:
+        return None
+    if value != value.strip():
+        return None
+    if any(unicodedata.category(ch)[0] == "C" for ch in value):
+        return None
+    return value
+
+
+def _exact_groups(items: list[Any]) -> tuple[str, ...]:
+    groups = {exact_group(item) for item in items[:MAX_GROUPS]}
+    return tuple(sorted(group for group in groups if group is not None))
+
+
+def claim_groups(value: Any) -> tuple[str, ...]:
+    """Groups from a JWT claim (assertion, oidc): a JSON array of names, never split.
+
+    A single string is one group name, commas and all: splitting it would let one IdP group
+    called `EMEA, keyadmin-operators` grant the operator role.
+    """
     if isinstance(value, str):
-        items: list[Any] = value.split(",")
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
+        return _exact_groups([value])
+    if isinstance(value, list | tuple):
+        return _exact_groups(list(value))
+    return ()
+
+
+def split_groups(value: Any, separator: str) -> tuple[str, ...]:
+    """Groups from a server variable (remote-user): names joined by `separator`, split on it.
+
+    Nothing is stripped: with a `, ` join every name after the first would start with a space
+    and be refused, so the separator must be exactly what the front server puts between names.
+    A group whose name contains the separator cannot be expressed this way.
+    """
+    if not isinstance(value, str) or not value:
         return ()
-    groups = {_printable(item, 255).strip() for item in items[:MAX_GROUPS]}
-    return tuple(sorted(group for group in groups if group))
+    return _exact_groups(value.split(separator))
 
 
 def claim(claims: dict[str, Any], path: str) -> Any:
@@ -88,7 +123,7 @@ def identity_from_claims(claims: dict[str, Any], issuer: str) -> StaffIdentity:
         subject=_subject(claims.get("sub")),
         name=name,
         email=email,
-        groups=split_groups(claim(claims, settings.KEYADMIN_SSO_GROUPS_CLAIM)),
+        groups=claim_groups(claim(claims, settings.KEYADMIN_SSO_GROUPS_CLAIM)),
     )
 
 
@@ -101,9 +136,12 @@ class RemoteUserSource:
 
     mode = "remote-user"
 
-    def __init__(self, issuer: str, groups_var: str, name_var: str, email_var: str) -> None:
+    def __init__(
+        self, issuer: str, groups_var: str, name_var: str, email_var: str, separator: str
+    ) -> None:
         self.issuer = issuer
         self._groups_var = groups_var
+        self._separator = separator
         self._name_var = name_var
         self._email_var = email_var
 
@@ -119,7 +157,7 @@ class RemoteUserSource:
             subject=_subject(subject),
             name=_printable(request.META.get(self._name_var), 200),
             email=_printable(request.META.get(self._email_var), 254),
-            groups=split_groups(request.META.get(self._groups_var, "")),
+            groups=split_groups(request.META.get(self._groups_var, ""), self._separator),
         )
 
 
@@ -135,6 +173,8 @@ class AssertionSource:
         issuer: str,
         audience: list[str],
         algorithms: list[str],
+        max_lifetime: int,
+        typ: str,
     ) -> None:
         self.issuer = issuer
         self._bearer = header.lower() == "authorization"  # oauth2-proxy: `Bearer <id token>`
@@ -142,6 +182,8 @@ class AssertionSource:
         self._jwks_url = jwks_url
         self._audience = audience
         self._algorithms = [alg for alg in algorithms if alg in jwks.ASYMMETRIC_ALGORITHMS]
+        self._max_lifetime = max_lifetime
+        self._typ = typ
 
     def identify(self, request: HttpRequest) -> StaffIdentity | None:
         raw = request.META.get(self._meta_key)
@@ -166,6 +208,8 @@ class AssertionSource:
                 audience=self._audience,
                 issuer=self.issuer,
                 leeway=LEEWAY_SECONDS,
+                max_lifetime=self._max_lifetime,
+                typ=self._typ,
             )
         except jwks.TokenRejected as exc:
             raise IdentityRejected(f"the assertion was refused: {exc}") from None
@@ -186,6 +230,7 @@ def per_request_source() -> PerRequestSource | None:
             settings.KEYADMIN_SSO_REMOTE_GROUPS_VAR,
             settings.KEYADMIN_SSO_REMOTE_NAME_VAR,
             settings.KEYADMIN_SSO_REMOTE_EMAIL_VAR,
+            settings.KEYADMIN_SSO_REMOTE_GROUPS_SEPARATOR,
         )
         factory: type = RemoteUserSource
     elif mode == "assertion":
@@ -195,6 +240,8 @@ def per_request_source() -> PerRequestSource | None:
             settings.KEYADMIN_SSO_ISSUER,
             list(settings.KEYADMIN_SSO_AUDIENCE),
             list(settings.KEYADMIN_SSO_ALGORITHMS),
+            settings.KEYADMIN_SSO_MAX_ASSERTION_SECONDS,
+            settings.KEYADMIN_SSO_ASSERTION_TYP,
         )
         factory = AssertionSource
     else:

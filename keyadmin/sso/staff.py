@@ -65,6 +65,25 @@ def provision(identity: StaffIdentity):
     return staff.user if staff.user.is_active else None
 
 
+def identified(identity: StaffIdentity):
+    """The active user for `identity` without recording a sign-in; None if it may not be staff.
+
+    A known staff member is only kept in step with the identity (a write only when it changed);
+    an unknown one is provisioned.
+    """
+    if not may_be_staff(identity):
+        return None
+    staff = (
+        Staff.objects.select_related("user")
+        .filter(issuer=identity.issuer, subject=identity.subject)
+        .first()
+    )
+    if staff is None:
+        return provision(identity)
+    refresh(staff, identity)
+    return staff.user if staff.user.is_active else None
+
+
 def _upsert(identity: StaffIdentity, fields: dict) -> Staff:
     with transaction.atomic():
         staff = (

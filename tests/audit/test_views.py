@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from keyadmin.audit.views import PAGE_SIZE, csv_cell
+from keyadmin.audit.views import FORMULA_STARTS, PAGE_SIZE, csv_cell
 from keyadmin.models import AuditEvent
 from tests.sso.fixtures import AUDITORS, OPERATORS, STAFF, use_remote_user_mode
 
@@ -138,6 +139,38 @@ def test_the_export_neutralises_spreadsheet_formulas(client):
     assert row["key_name"] == "'-cmd"
     assert row["staff_name"] == '\'=HYPERLINK("http://evil")'
     assert row["detail"] == "'@SUM(A1)"
+
+
+def test_the_export_quotes_every_field(client):
+    add(action="create", key_name="ci", status=201)
+
+    response = client.get(EXPORT, {"action": "create"}, **AUDITOR)
+
+    header, row = b"".join(response.streaming_content).decode().splitlines()[:2]
+    assert header.startswith('"at","action","outcome","status",')
+    assert row.count('"') == 2 * len(header.split(","))
+    assert ',"create","ok","201",' in row
+
+
+SPLIT_POINTS = re.compile(r"[;,\r\n]")
+HOSTILE = {
+    "key_name": ",=cmd|' /C calc'!A0",
+    "staff_name": 'Ada;=HYPERLINK("http://evil")',
+    "detail": "ok; +1 , -2;@SUM(A1)\n=3\r\n\t=4;;=5",
+}
+
+
+def test_no_cell_starts_a_formula_wherever_a_spreadsheet_splits(client):
+    add(action="create", **HOSTILE)
+
+    response = client.get(EXPORT, {"action": "create"}, **AUDITOR)
+
+    raw = b"".join(response.streaming_content).decode()
+    cells = [piece.strip(' "') for piece in SPLIT_POINTS.split(raw)]
+    assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)]
+    row = next(csv.DictReader(io.StringIO(raw)))
+    assert row["key_name"] == ",'=cmd|' /C calc'!A0"
+    assert row["staff_name"] == 'Ada;\'=HYPERLINK("http://evil")'
 
 
 @pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@x", "\tx", "\rx"])

@@ -81,6 +81,8 @@ class JwksServer:
     url: str
     document: dict
     hits: list[float] = field(default_factory=list)
+    # When set, each answer waits (at most 30 s) until the test sets this event: a slow provider.
+    hold: threading.Event | None = None
 
 
 @pytest.fixture
@@ -91,6 +93,8 @@ def jwks_server(keys):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             server_state.hits.append(time.monotonic())
+            if server_state.hold is not None:
+                server_state.hold.wait(30)
             body = json.dumps(server_state.document).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 
+import jwt
 import pytest
 from django.contrib.sessions.models import Session
+from django.test import Client
 
 from keyadmin.models import AuditEvent, Staff
 from keyadmin.sso import jwks as jwks_module
@@ -29,6 +31,7 @@ from tests.sso.fixtures import (
 )
 
 URL = "/_test/whoami/"
+REMEMBER = "/_test/remember/"
 HEADER = "Cf-Access-Jwt-Assertion"
 
 
@@ -52,7 +55,7 @@ def assert_refused(response, client, status: int = 401) -> None:
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
-def test_it_signs_in_a_staff_member_from_a_valid_assertion(client, assertion_mode, keys, alg):
+def test_it_identifies_a_staff_member_from_a_valid_assertion(client, assertion_mode, keys, alg):
     response = get(client, mint(keys, alg, groups=[STAFF, OPERATORS]))
 
     assert response.status_code == 200
@@ -60,13 +63,32 @@ def test_it_signs_in_a_staff_member_from_a_valid_assertion(client, assertion_mod
     assert body["issuer"] == ISSUER
     assert body["subject"] == "alice"
     assert body["roles"] == ["operator", "viewer"]
-    assert Session.objects.count() == 1
     staff = Staff.objects.get()
     assert (staff.issuer, staff.subject, staff.email) == (ISSUER, "alice", "alice@example.com")
+
+
+def test_it_opens_a_session_when_a_page_keeps_something_in_it(client, assertion_mode, keys):
+    response = get(client, mint(keys), url=REMEMBER)
+
+    assert response.status_code == 200
+    assert Session.objects.get().get_decoded()["remembered"] is True
     assert AuditEvent.objects.filter(action="signin", outcome="ok").count() == 1
 
 
+def test_a_client_without_cookies_opens_no_session_and_no_sign_in_row(assertion_mode, keys):
+    for _ in range(5):
+        response = Client().get(URL, headers={HEADER: mint(keys)})
+        assert response.status_code == 200
+        assert response.json()["subject"] == "alice"
+        assert "sessionid" not in response.cookies
+
+    assert not Session.objects.exists()
+    assert not AuditEvent.objects.filter(action="signin").exists()
+    assert Staff.objects.count() == 1
+
+
 def test_it_verifies_every_request_but_signs_in_once(client, assertion_mode, keys):
+    assert get(client, mint(keys), url=REMEMBER).status_code == 200
     for _ in range(3):
         assert get(client, mint(keys)).status_code == 200
 
@@ -75,10 +97,10 @@ def test_it_verifies_every_request_but_signs_in_once(client, assertion_mode, key
 
 
 def test_it_ends_the_session_when_the_subject_changes(client, assertion_mode, keys):
-    get(client, mint(keys, subject="alice"))
+    get(client, mint(keys, subject="alice"), url=REMEMBER)
     first_session = client.cookies["sessionid"].value
 
-    response = get(client, mint(keys, subject="bob"))
+    response = get(client, mint(keys, subject="bob"), url=REMEMBER)
 
     assert response.status_code == 200
     assert response.json()["subject"] == "bob"
@@ -266,3 +288,38 @@ def test_it_keeps_the_jwks_open_and_everything_else_closed(client, assertion_mod
     assert client.get("/.well-known/keyadmin-jwks.json").status_code == 404  # bridge off
     assert client.get("/keys/").status_code == 401
     assert client.get("/audit/").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"exp": int(time.time()) + 30 * 86400}, id="valid-for-a-month"),
+        pytest.param(
+            {"iat": int(time.time()) - 2 * 86400, "exp": int(time.time()) + 300},
+            id="issued-two-days-ago",
+        ),
+    ],
+)
+def test_it_refuses_an_assertion_that_lives_too_long(client, assertion_mode, keys, overrides):
+    response = get(client, mint(keys, **overrides))
+
+    assert_refused(response, client)
+
+
+def test_the_longest_assertion_lifetime_is_a_setting(client, assertion_mode, keys, settings):
+    settings.KEYADMIN_SSO_MAX_ASSERTION_SECONDS = 600
+    now = int(time.time())
+
+    assert get(client, mint(keys, iat=now, exp=now + 600)).status_code == 200
+    client.logout()
+    assert_refused(get(client, mint(keys, iat=now, exp=now + 601)), client)
+
+
+def test_it_checks_the_typ_when_one_is_configured(client, assertion_mode, keys, settings):
+    settings.KEYADMIN_SSO_ASSERTION_TYP = "JWT"
+    other_typ = jwt.encode(
+        claims(), keys.rsa, algorithm="RS256", headers={"kid": RSA_KID, "typ": "at+jwt"}
+    )
+
+    assert_refused(get(client, other_typ), client)
+    assert get(client, mint(keys)).status_code == 200  # PyJWT, like the proxies, says "JWT"

@@ -14,13 +14,20 @@ import time
 import jwt
 import pytest
 from django.contrib.sessions.models import Session
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 
 from keyadmin.appservices.connection import get_connection
 from keyadmin.models import AuditEvent
 from keyadmin.sso import bridge
 from tests.conftest import APP_ID, start_emulator
-from tests.sso.fixtures import STAFF, keys, use_remote_user_mode  # noqa: F401 - fixture
+from tests.sso.fixtures import (  # noqa: F401 - fixtures
+    STAFF,
+    jwks_server,
+    keys,
+    mint,
+    use_assertion_mode,
+    use_remote_user_mode,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -230,3 +237,29 @@ def test_the_development_sign_in_uses_the_bridge_too(client, bridge_on, upstream
     client.post("/sign-in/", {"name": "Sam Support"})
 
     assert session_connection(client).provider == "custom-token"
+
+
+def test_behind_a_proxy_the_first_keys_page_opens_the_session_and_connects(
+    client, bridge_on, upstream, jwks_server, keys
+):
+    use_assertion_mode(bridge_on, jwks_server.url, "Cf-Access-Jwt-Assertion")
+    assertion = {"HTTP_CF_ACCESS_JWT_ASSERTION": mint(keys)}
+
+    first = client.get("/keys/", **assertion)
+    assert (first.status_code, first["Location"]) == (302, "/keys/")
+    assert session_connection(client).provider == "custom-token"
+    assert client.get("/keys/", **assertion).status_code == 200  # the key list, no sign-in page
+
+
+def test_behind_a_proxy_a_client_without_cookies_costs_no_app_services_sign_in(
+    bridge_on, upstream, jwks_server, keys
+):
+    use_assertion_mode(bridge_on, jwks_server.url, "Cf-Access-Jwt-Assertion")
+    assertion = {"HTTP_CF_ACCESS_JWT_ASSERTION": mint(keys)}
+    upstream.reset_stats()
+
+    for _ in range(3):
+        assert Client().get("/_test/whoami/", **assertion).status_code == 200
+
+    assert upstream.request_count() == 0
+    assert not Session.objects.exists()

@@ -58,6 +58,8 @@ def test_complete_settings_pass():
         ({**ASSERTION, "KEYADMIN_SSO_ALGORITHMS": ["HS256"]}, "may list only"),
         ({**ASSERTION, "KEYADMIN_SSO_ALGORITHMS": ["none"]}, "may list only"),
         ({**ASSERTION, "KEYADMIN_SSO_ASSERTION_HEADER": ""}, "ASSERTION_HEADER"),
+        ({**ASSERTION, "KEYADMIN_SSO_MAX_ASSERTION_SECONDS": 0}, "MAX_ASSERTION_SECONDS"),
+        ({**ASSERTION, "KEYADMIN_SSO_ASSERTION_TYP": "JWT; x"}, "KEYADMIN_SSO_ASSERTION_TYP"),
         ({**ASSERTION, "KEYADMIN_SSO_ALLOWED_GROUPS": []}, "ALLOWED_GROUPS is required"),
         ({**ASSERTION, "KEYADMIN_ROLE_GROUPS_VIEWER": []}, "without roles"),
         ({**OIDC, "KEYADMIN_OIDC_CLIENT_SECRET": ""}, "CLIENT_SECRET is required"),

@@ -143,7 +143,9 @@ def test_it_ends_the_session_when_remote_user_changes_or_goes(client, remote_use
 
 
 def test_it_refuses_remote_user_under_asgi():
-    source = RemoteUserSource(ISSUER, "OIDC_CLAIM_groups", "OIDC_CLAIM_name", "OIDC_CLAIM_email")
+    source = RemoteUserSource(
+        ISSUER, "OIDC_CLAIM_groups", "OIDC_CLAIM_name", "OIDC_CLAIM_email", ","
+    )
     request = AsyncRequestFactory().get(URL, headers={"Remote-User": "mallory"})
 
     with pytest.raises(IdentityRejected):

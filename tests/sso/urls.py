@@ -9,6 +9,7 @@ from tests.sso import views
 
 urlpatterns = [
     path("_test/whoami/", views.whoami),
+    path("_test/remember/", views.remember),
     path("_test/flags/", views.flags),
     path("_test/keys/", views.view_keys),
     path("_test/keys/<str:key_id>/disable/", views.change_key),

@@ -50,3 +50,10 @@ def change_key(request: HttpRequest, key_id: str) -> HttpResponse:
 @role_required("auditor")
 def read_trail(request: HttpRequest) -> HttpResponse:
     return HttpResponse("trail")
+
+
+@staff_required
+def remember(request: HttpRequest) -> HttpResponse:
+    """A page that keeps something in the session, as the App Services sign-in does."""
+    request.session["remembered"] = True
+    return whoami(request)

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ROOT
 
 FERNET_KEY = "b88ZosS5V5ZfD1dMUufyQV4MwkC62Sav1ApdzkjI_0I="
+OTHER_FERNET_KEY = "3Vh0sF8n5v2nq1cXxVbUeQ0rMZbq3eJxk3hS6w2bG5o="
 PRODUCTION = {
     "KEYADMIN_SECRET_KEY": "settings-test-" + "0123456789abcdefghijklmnopqrstuvwxyz" * 2,
     "KEYADMIN_TOKEN_KEY": FERNET_KEY,
@@ -143,12 +144,19 @@ def test_other_settings_from_the_environment(tmp_path):
         ({"KEYADMIN_TOKEN_KEY": UNSET}, "KEYADMIN_TOKEN_KEY is not set"),
         ({"KEYADMIN_TOKEN_KEY": "not-a-fernet-key"}, "KEYADMIN_TOKEN_KEY is not a Fernet key"),
         ({"KEYADMIN_TOKEN_KEY": FERNET_KEY[:-4]}, "KEYADMIN_TOKEN_KEY is not a Fernet key"),
+        (
+            {"KEYADMIN_TOKEN_KEY_PREVIOUS": f"{OTHER_FERNET_KEY}, not-a-key"},
+            "KEYADMIN_TOKEN_KEY_PREVIOUS: key 2 is not a Fernet key",
+        ),
+        ({"KEYADMIN_TOKEN_KEY_PREVIOUS": FERNET_KEY}, "key 1 is the current KEYADMIN_TOKEN_KEY"),
         ({"KEYADMIN_DEBUG": "maybe"}, "KEYADMIN_DEBUG must be true or false"),
         ({"KEYADMIN_ALLOWED_HOSTS": UNSET}, "KEYADMIN_ALLOWED_HOSTS is required"),
         ({"KEYADMIN_ALLOWED_HOSTS": " , "}, "KEYADMIN_ALLOWED_HOSTS is required"),
         ({"KEYADMIN_CSRF_TRUSTED_ORIGINS": "keyadmin.example.com"}, "takes origins"),
         ({"KEYADMIN_SESSION_SECONDS": "a day"}, "KEYADMIN_SESSION_SECONDS must be a number"),
         ({"KEYADMIN_SESSION_SECONDS": "0"}, "KEYADMIN_SESSION_SECONDS must be above zero"),
+        ({"KEYADMIN_SESSION_IDLE_SECONDS": "60"}, "KEYADMIN_SESSION_IDLE_SECONDS must be at least"),
+        ({"KEYADMIN_SESSION_IDLE_SECONDS": "half an hour"}, "must be a number"),
         ({"KEYADMIN_SSL_REDIRECT": "sometimes"}, "KEYADMIN_SSL_REDIRECT must be true or false"),
         ({"APPSERVICES_BASE_URL": "ftp://appservices.example.com"}, "must be an https URL"),
         ({"APPSERVICES_BASE_URL": "services.cloud.mongodb.com"}, "must be an https URL"),

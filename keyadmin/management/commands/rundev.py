@@ -46,6 +46,9 @@ class Command(BaseCommand):
                 server.start()
             except RuntimeError as exc:
                 raise CommandError(str(exc)) from exc
+            # Sessions that expired while the dashboard was down: their tokens are revoked on the
+            # local server, which is up by now.
+            call_command("end_expired_sessions", verbosity=0)
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\n  keyadmin:          http://{addr}/\n"
