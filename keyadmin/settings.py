@@ -127,6 +127,8 @@ APPSERVICES_TIMEOUT = (
 )
 # The most one call may take, connect, headers and body together, retry included.
 APPSERVICES_DEADLINE = envfloat("APPSERVICES_DEADLINE", 15.0)
+# A bearer token that lets a client off this machine ask /readyz?appservices=1 (keyadmin/health.py).
+KEYADMIN_READYZ_TOKEN = envsecret("KEYADMIN_READYZ_TOKEN") or ""
 # Hosts the location answer may send tokens to; "*." entries match any subdomain. A location
 # answer keeps the base URL's scheme and port unless an entry names its origin in full
 # (scheme://host:port).
