@@ -652,9 +652,9 @@ class AppServices:
         cache_key = (self.base_url, self.app_id)
         with _locations_lock:
             cached = _locations.get(cache_key)
-        if cached:
-            return cached
         origin = check_origin(self.base_url)
+        if cached:
+            return check_location_origin(cached, origin)  # the allowlist may have changed
         data = _call(
             "GET", origin, f"{self._app_path}/location", route="GET /app/{app}/location", retry=True
         )
