@@ -409,6 +409,8 @@ def _exchange(
             return response.status_code, content_type, b""
         try:
             content = _read_capped(response)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ReadTimeout() from exc  # slow, not cut: never retried
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             raise requests.exceptions.ChunkedEncodingError() from exc
         response.raw.release_conn()  # read to the end: the connection may serve the next call

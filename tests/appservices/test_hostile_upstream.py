@@ -81,6 +81,20 @@ def test_the_deadline_covers_the_retry_of_an_idempotent_call(hostile, session):
     assert len(hostile.requests) == 1
 
 
+def test_a_body_that_stalls_past_the_read_timeout_is_slow_not_cut_short(
+    hostile, session, settings
+):
+    settings.APPSERVICES_TIMEOUT = (1.0, 0.3)
+    settings.APPSERVICES_DEADLINE = 5.0
+    hostile.answer("/auth/api_keys", Answer(body=b"[", trickle=1, interval=2.0))
+
+    with pytest.raises(appservices.UpstreamUnavailable) as caught:
+        session.list_api_keys()
+
+    assert "in time" in caught.value.message
+    assert len(hostile.requests) == 1  # a slow answer is not sent for again
+
+
 def test_a_create_past_the_deadline_is_an_unknown_outcome_and_never_retried(hostile, session):
     hostile.answer("/auth/api_keys", Answer(body=b"{", trickle=40, interval=0.5))
 
