@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import resource
 import time
+import zlib
 
 import pytest
 
@@ -81,9 +82,7 @@ def test_the_deadline_covers_the_retry_of_an_idempotent_call(hostile, session):
     assert len(hostile.requests) == 1
 
 
-def test_a_body_that_stalls_past_the_read_timeout_is_slow_not_cut_short(
-    hostile, session, settings
-):
+def test_a_body_that_stalls_past_the_read_timeout_is_slow_not_cut_short(hostile, session, settings):
     settings.APPSERVICES_TIMEOUT = (1.0, 0.3)
     settings.APPSERVICES_DEADLINE = 5.0
     hostile.answer("/auth/api_keys", Answer(body=b"[", trickle=1, interval=2.0))
@@ -151,8 +150,6 @@ def test_a_gzip_bomb_is_not_inflated_past_the_cap(hostile, session):
 
 
 def test_a_small_compressed_answer_is_read(hostile, session):
-    import zlib
-
     packer = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
     body = packer.compress(json.dumps([key(1)]).encode()) + packer.flush()
     hostile.answer("/auth/api_keys", Answer(body=body, content_encoding="gzip"))
