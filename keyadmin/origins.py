@@ -17,11 +17,19 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def host_allowed(host: str, patterns: Iterable[str]) -> bool:
-    """`host` equals a pattern, or is a subdomain of a `*.` pattern (never the bare domain)."""
+    """`host` equals a pattern, or is a subdomain of a `*.` pattern (never the bare domain).
+
+    Patterns holding "://" are whole origins, matched by `origin_listed` only.
+    """
     host = host.lower()
     for pattern in patterns:
         pattern = pattern.lower()
+        if "://" in pattern:
+            continue
         if pattern.startswith("*."):
             if host.endswith(pattern[1:]) and host != pattern[2:]:
                 return True
@@ -45,6 +53,52 @@ def origin_problem(url: str, allowed_hosts: Iterable[str]) -> str | None:
         return "must be an https URL (plain http only to this machine, e.g. the local server)"
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         return "must be scheme://host[:port] only, without a path or query"
-    if not host_allowed(host, allowed_hosts):
+    if not (host_allowed(host, allowed_hosts) or origin_listed(url, allowed_hosts)):
         return "names a host that APPSERVICES_ALLOWED_HOSTS does not allow"
+    return None
+
+
+def _scheme_host_port(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def origin_listed(url: str, allowed: Iterable[str]) -> bool:
+    """`url` is, scheme, host and port, an origin that `allowed` names in full."""
+    try:
+        wanted = _scheme_host_port(url)
+        return any(
+            "://" in entry and _scheme_host_port(entry.rstrip("/")) == wanted for entry in allowed
+        )
+    except ValueError:
+        return False
+
+
+def location_problem(url: str, base_url: str, allowed: Iterable[str]) -> str | None:
+    """Why tokens must not go to `url`, an origin App Services' location answer named.
+
+    Besides `origin_problem`: the scheme and port must be the base URL's, so that an answer
+    can move keyadmin to another allowed host but never down to plain http or to another
+    service on an allowed host; APPSERVICES_ALLOWED_HOSTS may name an origin in full to allow
+    it all the same.
+    """
+    allowed = list(allowed)
+    problem = origin_problem(url, allowed)
+    if problem:
+        return problem
+    if origin_listed(url, allowed):
+        return None
+    scheme, _host, port = _scheme_host_port(url)
+    base_scheme, _base_host, base_port = _scheme_host_port(base_url)
+    if (scheme, port) != (base_scheme, base_port):
+        return "uses another scheme or port than APPSERVICES_BASE_URL"
+    return None
+
+
+def allowlist_problem(allowed: Iterable[str]) -> str | None:
+    """Why an APPSERVICES_ALLOWED_HOSTS entry is not a host, a `*.` pattern or a clean origin."""
+    for entry in allowed:
+        if "://" in entry and origin_problem(entry.rstrip("/"), [entry.rstrip("/")]):
+            return f"{entry!r} is not an origin such as https://host:port"
     return None

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from keyadmin.origins import origin_problem
+from keyadmin.origins import allowlist_problem, origin_problem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -141,11 +141,20 @@ APPSERVICES_TIMEOUT = (
     envfloat("APPSERVICES_CONNECT_TIMEOUT", 3.05),
     envfloat("APPSERVICES_READ_TIMEOUT", 10.0),
 )
-# Hosts the location answer may send tokens to; "*." entries match any subdomain.
+# The most one call may take, connect, headers and body together, retry included.
+APPSERVICES_DEADLINE = envfloat("APPSERVICES_DEADLINE", 15.0)
+# A bearer token that lets a client off this machine ask /readyz?appservices=1 (keyadmin/health.py).
+KEYADMIN_READYZ_TOKEN = envsecret("KEYADMIN_READYZ_TOKEN") or ""
+# Hosts the location answer may send tokens to; "*." entries match any subdomain. A location
+# answer keeps the base URL's scheme and port unless an entry names its origin in full
+# (scheme://host:port).
 APPSERVICES_ALLOWED_HOSTS = envlist(
     "APPSERVICES_ALLOWED_HOSTS",
     [urlsplit(APPSERVICES_BASE_URL).hostname or "", "*.services.cloud.mongodb.com"],
 )
+_problem = allowlist_problem(APPSERVICES_ALLOWED_HOSTS)
+if _problem:
+    raise ImproperlyConfigured(f"APPSERVICES_ALLOWED_HOSTS: {_problem}")
 
 
 _problem = origin_problem(APPSERVICES_BASE_URL, APPSERVICES_ALLOWED_HOSTS)

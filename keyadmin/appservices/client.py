@@ -1,18 +1,28 @@
 """Client for the App Services client HTTP API: sessions and user API keys.
 
 The only module in keyadmin that imports `requests`. One pooled session per process; every call
-has a (connect, read) timeout, follows no redirects, ignores proxy variables and `.netrc`, and
-goes only to an allowlisted host. User-API-key calls carry the user's *refresh* token (that is how
-App Services authorises them). Failures become typed `AppServicesError`s whose `message` can be
-shown to a support engineer as it is; no message, log line or repr ever holds a token or secret.
+has a (connect, read) timeout and a total deadline (APPSERVICES_DEADLINE, connect to last body
+byte), reads at most MAX_ANSWER_BYTES of answer (after decompression), follows no redirects,
+ignores proxy variables and `.netrc`, and goes only to an allowlisted host (a location answer
+also keeps the base URL's scheme and port). User-API-key calls carry the user's *refresh* token
+(that is how App Services authorises them). Failures become typed `AppServicesError`s whose
+`message` is keyadmin's own, fit to show a support engineer as it is (App Services' error text
+goes to the log only); no message, log line or repr ever holds a token or secret.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import json
 import logging
+import os
 import re
+import socket
 import threading
 import time
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
@@ -20,14 +30,18 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from keyadmin import origins
+from keyadmin import logformat, origins
 from keyadmin.appservices.errors import (
+    MAX_KEYS_PER_USER,
     AppServicesError,
     BadCredentials,
     CreateOutcomeUnknown,
@@ -135,10 +149,164 @@ def check_key_name(name: str) -> str:
 
 # --- Transport ---
 
+# An answer is at most this many bytes once decompressed. A list of 20 keys is about 3 KB and a
+# profile under 1 KB: 256 KB leaves App Services room to grow its answers, while a broken or
+# hostile server can make a worker hold no more than this per request (32 pooled connections:
+# 8 MB), however large or however compressed what it sends.
+MAX_ANSWER_BYTES = 256 * 1024
+_CHUNK_BYTES = 16 * 1024
+# The deepest App Services answer, a profile, nests 3 levels; deeper JSON is not an answer.
+MAX_ANSWER_DEPTH = 16
+# Profile fields are shown on every page and kept in the session: an e-mail is at most 254.
+MAX_PROFILE_TEXT = 256
+
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_DECODED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
+
 _http: requests.Session | None = None
 _http_lock = threading.Lock()
 _locations: dict[tuple[str, str], str] = {}
 _locations_lock = threading.Lock()
+
+
+# The connection ended before a whole answer: an idempotent call may be sent once more.
+_CUT_SHORT = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
+
+
+class _AnswerTooLarge(Exception):
+    pass
+
+
+class _Deadline:
+    """One call's total time, on the monotonic clock: past `at` its sockets are shut down."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self.handles: list[socket.socket] = []
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def expire(self) -> None:
+        self.expired = True
+        for handle in self.handles:
+            with contextlib.suppress(OSError):
+                handle.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """Shuts down the connection of every call still running past its deadline.
+
+    requests' timeouts apply to each socket operation, so a server that sends a byte just
+    inside the read timeout holds a call for as long as it likes; shutting the socket down from
+    this thread is what bounds the whole call: connect, headers and body. Each watched socket is
+    a duplicate descriptor (shutdown acts on the socket they share), so the watchdog never
+    touches the connection objects urllib3 owns, and closing it never closes theirs.
+    """
+
+    IDLE_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._calls: set[_Deadline] = set()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def watching(self, deadline: _Deadline) -> Iterator[None]:
+        with self._wake:
+            self._calls.add(deadline)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="appservices-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+        _current.deadline = deadline
+        try:
+            yield
+        finally:
+            _current.deadline = None
+            with self._wake:
+                self._calls.discard(deadline)
+                for handle in deadline.handles:
+                    handle.close()
+                deadline.handles.clear()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        """Watch `sock` for the call this thread is making (if any)."""
+        deadline = getattr(_current, "deadline", None)
+        if deadline is None or sock is None:
+            return
+        try:
+            handle = socket.socket(fileno=os.dup(sock.fileno()))
+        except OSError:
+            return
+        with self._wake:
+            deadline.handles.append(handle)
+            if deadline.expired or deadline.at <= time.monotonic():
+                deadline.expire()
+
+    def _run(self) -> None:
+        with self._wake:
+            idle_since = time.monotonic()
+            while True:
+                now = time.monotonic()
+                for deadline in [d for d in self._calls if d.at <= now and not d.expired]:
+                    deadline.expire()
+                pending = [d.at for d in self._calls if not d.expired]
+                if not self._calls and now - idle_since > self.IDLE_SECONDS:
+                    self._thread = None
+                    return
+                if self._calls:
+                    idle_since = now
+                self._wake.wait(min(pending) - now if pending else self.IDLE_SECONDS)
+
+
+_current = threading.local()
+_watchdog = _Watchdog()
+# A forked worker has no watchdog thread, and may have been forked while its lock was held.
+os.register_at_fork(after_in_child=_watchdog.__init__)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watchdog.attach(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watchdog.attach(self.sock)  # a pooled connection, already open (a new one: None)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watchdog.attach(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watchdog.attach(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
 
 
 def _session() -> requests.Session:
@@ -149,7 +317,9 @@ def _session() -> requests.Session:
             session.trust_env = False  # proxy variables and .netrc must never steer tokens
             session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
             session.headers["Accept"] = "application/json"
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+            # Only what _read_capped can inflate within the cap.
+            session.headers["Accept-Encoding"] = "gzip, deflate"
+            adapter = _WatchedAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             _http = session
@@ -170,12 +340,89 @@ def check_origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def check_location_origin(url: str, base_url: str) -> str:
+    """`check_origin` for an origin a location answer named: same scheme and port as
+    `base_url` too, unless APPSERVICES_ALLOWED_HOSTS lists that origin itself."""
+    problem = origins.location_problem(url, base_url, settings.APPSERVICES_ALLOWED_HOSTS)
+    if problem:
+        logger.warning("the location answer %s", problem)
+        raise HostNotAllowed()
+    return check_origin(url)
+
+
 def _connection_never_made(exc: requests.ConnectionError) -> bool:
     """True when the request cannot have reached App Services (refused, DNS, connect timeout)."""
     if isinstance(exc, requests.ConnectTimeout):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    """The answer's body, decompressed, or `_AnswerTooLarge` past MAX_ANSWER_BYTES.
+
+    Read raw and inflated here, at most MAX_ANSWER_BYTES + 1 bytes at a time, so that neither a
+    large answer nor a small compressed one that inflates to gigabytes is ever held whole.
+    """
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity", *_DECODED_ENCODINGS):
+        raise UpstreamGarbage(status=response.status_code)
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise _AnswerTooLarge()
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding in _DECODED_ENCODINGS else None
+    body = bytearray()
+    received = 0
+    for chunk in response.raw.stream(_CHUNK_BYTES, decode_content=False):
+        received += len(chunk)
+        if received > MAX_ANSWER_BYTES:
+            raise _AnswerTooLarge()
+        if inflater is None:
+            body += chunk
+            continue
+        try:
+            body += inflater.decompress(chunk, MAX_ANSWER_BYTES + 1 - len(body))
+        except zlib.error:
+            raise UpstreamGarbage(status=response.status_code) from None
+        if inflater.unconsumed_tail or len(body) > MAX_ANSWER_BYTES:
+            raise _AnswerTooLarge()
+    if inflater is not None:
+        body += inflater.flush()
+        if len(body) > MAX_ANSWER_BYTES:
+            raise _AnswerTooLarge()
+    return bytes(body)
+
+
+@sensitive_variables()
+def _exchange(
+    method: str, url: str, headers: dict, body: dict | None, deadline: _Deadline
+) -> tuple[int, str, bytes]:
+    """Send one request; return (status, content type, body), reading no more than the cap."""
+    connect_timeout, read_timeout = settings.APPSERVICES_TIMEOUT
+    left = max(deadline.remaining(), 0.001)
+    response = _session().request(
+        method,
+        url,
+        json=body,
+        headers=headers,
+        timeout=(min(connect_timeout, left), min(read_timeout, left)),
+        allow_redirects=False,
+        stream=True,
+    )
+    try:
+        content_type = response.headers.get("Content-Type", "")
+        if 300 <= response.status_code < 400:
+            return response.status_code, content_type, b""
+        try:
+            content = _read_capped(response)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ReadTimeout() from exc  # slow, not cut: never retried
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            raise requests.exceptions.ChunkedEncodingError() from exc
+        response.raw.release_conn()  # read to the end: the connection may serve the next call
+        return response.status_code, content_type, content
+    finally:
+        response.close()
 
 
 @sensitive_variables()
@@ -193,24 +440,45 @@ def _call(
     """Send one request and return its parsed JSON (None for an empty success).
 
     `route` is the path template, for logs and messages (ids and tokens stay out of logs).
-    `retry` allows one more attempt after a connection error: only for idempotent calls.
+    `retry` allows one more attempt after a connection error: only for idempotent calls, and
+    only within the call's deadline (APPSERVICES_DEADLINE, for every attempt together).
     """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = origin + path
     attempts = 2 if retry else 1
+    deadline = _Deadline(settings.APPSERVICES_DEADLINE)
+    too_slow = UpstreamUnavailable(
+        _("App Services did not answer in time. Try again in a moment."),
+        method=method,
+        path=route,
+    )
     for attempt in range(1, attempts + 1):
         started = time.monotonic()
         try:
-            response = _session().request(
-                method,
-                url,
-                json=body,
-                headers=headers,
-                timeout=settings.APPSERVICES_TIMEOUT,
-                allow_redirects=False,
-            )
-        except requests.ConnectionError as exc:
-            never_made = _connection_never_made(exc)
+            with _watchdog.watching(deadline):
+                status, content_type, content = _exchange(method, url, headers, body, deadline)
+        except _AnswerTooLarge:
+            logger.warning("%s %s answered more than %d bytes", method, route, MAX_ANSWER_BYTES)
+            raise UpstreamGarbage(
+                _("App Services sent an answer larger than keyadmin accepts (%(limit)d KB).")
+                % {"limit": MAX_ANSWER_BYTES // 1024},
+                method=method,
+                path=route,
+            ) from None
+        except UpstreamGarbage as exc:
+            logger.warning("%s %s answered in an encoding keyadmin does not read", method, route)
+            raise UpstreamGarbage(status=exc.status, method=method, path=route) from None
+        except requests.RequestException as exc:
+            if deadline.expired or deadline.remaining() <= 0:
+                logger.warning("%s %s passed its deadline", method, route)
+                raise too_slow from None
+            if isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectTimeout):
+                logger.warning("%s %s timed out", method, route)
+                raise too_slow from None
+            if not isinstance(exc, _CUT_SHORT):
+                logger.warning("%s %s failed: %s", method, route, type(exc).__name__)
+                raise UpstreamUnavailable(method=method, path=route) from None
+            never_made = isinstance(exc, requests.ConnectionError) and _connection_never_made(exc)
             logger.warning("%s %s failed: %s", method, route, type(exc).__name__)
             if attempt < attempts:
                 continue
@@ -221,42 +489,66 @@ def _call(
                 method=method,
                 path=route,
             ) from None
-        except requests.Timeout:
-            logger.warning("%s %s timed out", method, route)
-            raise UpstreamUnavailable(
-                _("App Services did not answer in time. Try again in a moment."),
-                method=method,
-                path=route,
-            ) from None
-        except requests.RequestException as exc:
-            logger.warning("%s %s failed: %s", method, route, type(exc).__name__)
-            raise UpstreamUnavailable(method=method, path=route) from None
         elapsed_ms = (time.monotonic() - started) * 1000
-        logger.debug("%s %s -> %s in %.0f ms", method, route, response.status_code, elapsed_ms)
-        return _read(response, method, route, login=login)
+        logger.debug("%s %s -> %s in %.0f ms", method, route, status, elapsed_ms)
+        return _read(status, content_type, content, method, route, login=login)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _parse(content: bytes) -> Any:
+    """The JSON in `content`, or `_Unreadable` when it is not JSON an answer can be.
+
+    Besides invalid JSON: nesting past MAX_ANSWER_DEPTH (which would otherwise end in a
+    RecursionError) and strings holding lone surrogates, which no UTF-8 page or session can
+    hold (an e-mail with one would break every page the staff session shows).
+    """
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):
+        raise _Unreadable() from None
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:  # visits each value once: bounded by the size cap
+        value, depth = pending.pop()
+        if depth > MAX_ANSWER_DEPTH:
+            raise _Unreadable()
+        if isinstance(value, str):
+            if _SURROGATES.search(value):
+                raise _Unreadable()
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                if _SURROGATES.search(name):
+                    raise _Unreadable()
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+    return data
+
+
+class _Unreadable(Exception):
+    pass
+
+
 @sensitive_variables()
-def _read(response: requests.Response, method: str, route: str, *, login: bool) -> Any:
-    status = response.status_code
-    content_type = response.headers.get("Content-Type", "")
+def _read(
+    status: int, content_type: str, content: bytes, method: str, route: str, *, login: bool
+) -> Any:
     is_json = content_type.split(";")[0].strip().lower() == "application/json"
     if 200 <= status < 300:
-        if not response.content:
+        if not content:
             return None
         if not is_json:
             raise UpstreamGarbage(status=status, method=method, path=route)
         try:
-            return response.json()
-        except ValueError:
+            return _parse(content)
+        except _Unreadable:
+            logger.warning("%s %s answered %s with unreadable JSON", method, route, status)
             raise UpstreamGarbage(status=status, method=method, path=route) from None
     payload: dict = {}
-    if is_json:
+    if is_json and content:
         try:
-            parsed = response.json()
+            parsed = _parse(content)
             payload = parsed if isinstance(parsed, dict) else {}
-        except ValueError:
+        except _Unreadable:
             payload = {}
     raise _error_for(status, payload, method, route, login=login, is_json=is_json)
 
@@ -267,7 +559,15 @@ def _error_for(
     code = payload.get("error_code") if isinstance(payload.get("error_code"), str) else None
     text = payload.get("error") if isinstance(payload.get("error"), str) else ""
     where = {"status": status, "error_code": code, "method": method, "path": route}
-    logger.warning("%s %s answered %s %s", method, route, status, code or "")
+    # The upstream text goes to the log only: a message staff see is always keyadmin's own.
+    logger.warning(
+        "%s %s answered %s %s %s",
+        method,
+        route,
+        status,
+        logformat.clean_path(code or "", 80),
+        logformat.clean_path(text, 200),
+    )
     if 300 <= status < 400:
         return UpstreamGarbage(
             _("App Services answered with a redirect, which keyadmin never follows."), **where
@@ -324,10 +624,6 @@ def _error_for(
             % {"app": settings.APPSERVICES_APP_ID},
             **where,
         )
-    if text:
-        return RequestRejected(
-            _("App Services refused the request: %(reason)s") % {"reason": text[:200]}, **where
-        )
     return RequestRejected(**where)
 
 
@@ -335,6 +631,21 @@ def _expect(data: Any, *fields: str) -> dict:
     if not isinstance(data, dict) or not all(isinstance(data.get(f), str) for f in fields):
         raise UpstreamGarbage()
     return data
+
+
+def _profile_text(value: str) -> str:
+    """`value` if it is fit to keep in the session and show on every page, else UpstreamGarbage.
+
+    Lone surrogates are refused when the answer is parsed; control characters and overlong
+    values here, before anything reaches the session.
+    """
+    if len(value) > MAX_PROFILE_TEXT or _CONTROL_CHARACTERS.search(value):
+        raise UpstreamGarbage()
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    return _profile_text(value) if isinstance(value, str) else None
 
 
 def _key_from(data: Any) -> ApiKey:
@@ -372,27 +683,22 @@ class AppServices:
         cache_key = (self.base_url, self.app_id)
         with _locations_lock:
             cached = _locations.get(cache_key)
-        if cached:
-            return cached
         origin = check_origin(self.base_url)
+        if cached:
+            return check_location_origin(cached, origin)  # the allowlist may have changed
         data = _call(
             "GET", origin, f"{self._app_path}/location", route="GET /app/{app}/location", retry=True
         )
-        hostname = _expect(data, "hostname")["hostname"].rstrip("/")
-        hostname = check_origin(hostname)
+        hostname = check_location_origin(_expect(data, "hostname")["hostname"].rstrip("/"), origin)
         with _locations_lock:
             _locations[cache_key] = hostname
         return hostname
 
     def check_location(self) -> str:
         """Ask where this app lives now, past the cache, without a retry (readiness checks)."""
-        data = _call(
-            "GET",
-            check_origin(self.base_url),
-            f"{self._app_path}/location",
-            route="GET /app/{app}/location",
-        )
-        return check_origin(_expect(data, "hostname")["hostname"].rstrip("/"))
+        origin = check_origin(self.base_url)
+        data = _call("GET", origin, f"{self._app_path}/location", route="GET /app/{app}/location")
+        return check_location_origin(_expect(data, "hostname")["hostname"].rstrip("/"), origin)
 
     @sensitive_variables()
     def login(self, provider: str, credentials: dict[str, str]) -> Tokens:
@@ -409,7 +715,7 @@ class AppServices:
         return Tokens(
             access_token=tokens["access_token"],
             refresh_token=tokens["refresh_token"],
-            user_id=tokens["user_id"],
+            user_id=_profile_text(tokens["user_id"]),
             device_id=tokens["device_id"],
             hostname=hostname,
         )
@@ -471,18 +777,20 @@ class UserSession:
         )
         profile = _expect(data, "user_id")
         user_data = profile.get("data") if isinstance(profile.get("data"), dict) else {}
+        listed = profile.get("identities")
         identities = tuple(
             ProviderIdentity(
-                id=str(item.get("id", "")), provider_type=str(item.get("provider_type", ""))
+                id=_profile_text(str(item.get("id", ""))),
+                provider_type=_profile_text(str(item.get("provider_type", ""))),
             )
-            for item in profile.get("identities") or []
+            for item in (listed if isinstance(listed, list) else [])
             if isinstance(item, dict)
         )
         return Profile(
-            user_id=profile["user_id"],
-            type=str(profile.get("type", "normal")),
-            email=user_data.get("email") if isinstance(user_data.get("email"), str) else None,
-            name=user_data.get("name") if isinstance(user_data.get("name"), str) else None,
+            user_id=_profile_text(profile["user_id"]),
+            type=_profile_text(str(profile.get("type", "normal"))),
+            email=_optional_text(user_data.get("email")),
+            name=_optional_text(user_data.get("name")),
             identities=identities,
         )
 
@@ -497,7 +805,8 @@ class UserSession:
 
     def list_api_keys(self) -> list[ApiKey]:
         data = self._keys_call("GET", "/auth/api_keys", "GET /auth/api_keys", retry=True)
-        if not isinstance(data, list):
+        if not isinstance(data, list) or len(data) > MAX_KEYS_PER_USER:
+            # More than App Services lets one user have is not a list of this user's keys.
             raise UpstreamGarbage(method="GET", path="GET /auth/api_keys")
         return [_key_from(item) for item in data]
 

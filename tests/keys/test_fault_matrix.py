@@ -86,7 +86,7 @@ CREATE_SAYS = {
 SIGNIN_SAYS = {
     **SAYS,
     "401": "App Services did not accept those credentials",
-    "403": "App Services refused the request: forbidden by policy",
+    "403": "App Services refused the request.",
 }
 
 ROUTE = {
@@ -246,6 +246,7 @@ def test_every_fault_on_every_action_is_answered_in_place(
                 assert "<html" not in shown  # a fragment, swapped in place
         assert _says(fault, action) in _visible(shown), _visible(shown)[:1500]
         assert "<title>Something went wrong" not in shown  # never the 500 page
+        assert "forbidden by policy" not in shown  # upstream text goes to the log only
 
         # Never a second attempt at a create, never a duplicate key.
         assert upstream["keys_create"] <= 1

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.db import OperationalError, connections
 
+from keyadmin import health
 from tests.sso.fixtures import use_remote_user_mode
+
+ELSEWHERE = "203.0.113.7"  # a client address that is not this machine
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_upstream_answer():
+    health.upstream_check.forget()
+    yield
+    health.upstream_check.forget()
 
 
 def test_healthz_answers_without_touching_the_database(client, django_assert_num_queries):
@@ -61,6 +73,94 @@ def test_readyz_is_503_when_app_services_does_not_answer(client):
         "status": "unavailable",
         "checks": {"database": "ok", "appservices": "failed"},
     }
+
+
+def test_a_client_elsewhere_cannot_make_readyz_ask_app_services(client, emulator):
+    emulator.reset_stats()
+
+    response = client.get("/readyz?appservices=1", REMOTE_ADDR=ELSEWHERE)
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok"}
+    assert "KEYADMIN_READYZ_TOKEN" in response.json()["note"]
+    assert emulator.request_count() == 0
+
+
+def test_behind_a_proxy_the_address_it_saw_decides(client, emulator, settings):
+    settings.KEYADMIN_TRUSTED_PROXY_COUNT = 1
+    emulator.reset_stats()
+
+    response = client.get(
+        "/readyz?appservices=1", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=ELSEWHERE
+    )
+
+    assert "appservices" not in response.json()["checks"]
+    assert emulator.request_count() == 0
+
+
+def test_the_readyz_token_lets_a_client_elsewhere_ask(client, emulator, settings):
+    settings.KEYADMIN_READYZ_TOKEN = "readyz-token-for-tests"
+    emulator.reset_stats()
+
+    wrong = client.get(
+        "/readyz?appservices=1", REMOTE_ADDR=ELSEWHERE, HTTP_AUTHORIZATION="Bearer not-it"
+    )
+    right = client.get(
+        "/readyz?appservices=1",
+        REMOTE_ADDR=ELSEWHERE,
+        HTTP_AUTHORIZATION="Bearer readyz-token-for-tests",
+    )
+
+    assert "appservices" not in wrong.json()["checks"]
+    assert right.json()["checks"] == {"database": "ok", "appservices": "ok"}
+    assert emulator.request_count("location") == 1
+
+
+def test_one_upstream_answer_stands_for_a_few_seconds(client, emulator, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(health, "_clock", lambda: now[0])
+    emulator.reset_stats()
+
+    for _ in range(5):
+        assert client.get("/readyz?appservices=1").json()["checks"]["appservices"] == "ok"
+    now[0] += health.UPSTREAM_CHECK_SECONDS - 0.5
+    client.get("/readyz?appservices=1")
+    assert emulator.request_count("location") == 1
+
+    now[0] += 1.0
+    client.get("/readyz?appservices=1")
+    assert emulator.request_count("location") == 2
+
+
+def test_a_failed_upstream_answer_is_kept_as_well(client, emulator, monkeypatch):
+    monkeypatch.setattr(health, "_clock", lambda: 1000.0)
+    emulator.add_fault(route="location", action="status", status=500, times=1)
+    emulator.reset_stats()
+
+    assert client.get("/readyz?appservices=1").status_code == 503
+    assert client.get("/readyz?appservices=1").status_code == 503
+    assert emulator.request_count("location") == 1
+
+
+def test_probes_during_a_slow_check_make_no_request_of_their_own(emulator, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(health, "_clock", lambda: now[0])
+    assert health.upstream_check.ok()  # an answer to fall back on
+    now[0] += health.UPSTREAM_CHECK_SECONDS + 1
+    emulator.set_latency(800)
+    emulator.reset_stats()
+    slow = threading.Thread(target=health.upstream_check.ok)
+    slow.start()
+    while emulator.request_count("location") == 0 and slow.is_alive():
+        threading.Event().wait(0.02)  # until the slow check is on the wire (bounded by it)
+
+    answers = [health.upstream_check.ok() for _ in range(5)]  # the lock is not held meanwhile
+    still_checking = slow.is_alive()
+    slow.join(timeout=10)
+
+    assert answers == [True] * 5
+    assert still_checking
+    assert emulator.request_count("location") == 1
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])

@@ -170,6 +170,15 @@ def test_other_settings_from_the_environment(tmp_path):
             },
             "APPSERVICES_ALLOWED_HOSTS does not allow",
         ),
+        (
+            {"APPSERVICES_ALLOWED_HOSTS": "127.0.0.1,https://eu.example.com/api"},
+            "'https://eu.example.com/api' is not an origin",
+        ),
+        (
+            {"APPSERVICES_ALLOWED_HOSTS": "127.0.0.1,http://eu.example.com:8080"},
+            "is not an origin such as https://host:port",
+        ),
+        ({"APPSERVICES_DEADLINE": "0"}, "APPSERVICES_DEADLINE must be above zero"),
         ({"APPSERVICES_CONNECT_TIMEOUT": "0"}, "APPSERVICES_CONNECT_TIMEOUT must be above zero"),
         ({"APPSERVICES_READ_TIMEOUT": "soon"}, "APPSERVICES_READ_TIMEOUT must be a number"),
         ({"KEYADMIN_SSO": "header"}, "is not a sign-in mode"),
