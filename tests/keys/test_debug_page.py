@@ -27,7 +27,7 @@ def _sign_in(client: Client, credentials, key_id: str):
 
 # path: (the upstream route whose answer fails to be read, the staff action that asks for it)
 PATHS = {
-    "signin": ("POST /app/{app}/auth/providers/{provider}/login", _sign_in),
+    "signin": ("POST /app/{app}/auth/providers/local-userpass/login", _sign_in),
     "profile": ("GET /auth/profile", _sign_in),
     "list": ("GET /auth/api_keys", lambda c, creds, key_id: c.get("/keys/")),
     "detail": ("GET /auth/api_keys/{id}", lambda c, creds, key_id: c.get(key_url(key_id))),
