@@ -185,7 +185,7 @@ def test_alices_page_works_again_once_alice_is_connected_again(
 # --- Fail closed: no binding, a damaged one, one keyadmin did not sign ------------------------
 
 
-def _forged(claims: dict, key: str) -> str:
+def _forged(claims: list, key: str) -> str:
     return signing.dumps(claims, key=key, salt="keyadmin.keys.form-binding")
 
 
@@ -212,7 +212,8 @@ def test_a_form_without_a_valid_binding_is_refused_the_same_way(
         binding = good[:-1] + ("A" if good[-1] != "A" else "B")
     elif binding == "foreign-key":
         stored = client.session[SESSION_KEY]
-        binding = _forged({"app": stored["app_id"], "user": stored["user_id"]}, "not-our-key")
+        claims = [["app", stored["app_id"]], ["user", stored["user_id"]]]
+        binding = _forged(claims, "not-our-key")
     if binding is not None:
         fields[BINDING_FIELD] = binding
     emulator.reset_stats()
