@@ -40,7 +40,7 @@ from keyadmin.keys.guards import (
     upstream_errors,
 )
 from keyadmin.sso.access import role_required
-from keyadmin.sso.roles import OPERATOR, VIEWER
+from keyadmin.sso.roles import OPERATOR, VIEWER, roles_of
 
 KEYS = "keyadmin/keys.html"
 
@@ -114,7 +114,11 @@ def _render_keys(
         "max_keys": MAX_KEYS_PER_USER,
     }
     # The htmx fragment is the table alone: no create form to issue a nonce for.
-    with_create_form = not request.htmx and request.connection.can_manage_keys
+    with_create_form = (
+        not request.htmx
+        and request.connection.can_manage_keys
+        and OPERATOR in roles_of(request.user)
+    )
     context = _bound(request, context, create_form=with_create_form)
     template = f"{KEYS}#key-table" if request.htmx else KEYS
     return render(request, template, context, status=status)

@@ -423,3 +423,39 @@ def test_the_plain_client_class_is_what_a_missing_binding_looks_like(emulator, u
 
     assert response.status_code == 409
     assert emulator.request_count() == 0
+
+
+# --- Every answer says whose keys it is about ----------------------------------------------------
+
+
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
+def test_the_secret_panel_names_the_user_and_app(client, emulator, user_credentials, htmx):
+    connected(client, user_credentials)
+
+    page = client.post(CREATE_URL, {"name": "whose"}, headers=HTMX if htmx else {})
+
+    panel = visible(page.content.decode().split("data-secret-panel")[1].split("</section>")[0])
+    app = settings.APPSERVICES_APP_ID
+    assert f"For App Services user {user_credentials[0]} in app {app}" in panel
+
+
+def test_the_detail_and_delete_pages_name_the_user_and_app(client, emulator, user_credentials):
+    connected(client, user_credentials)
+    key_id = create_key(client, "whose")
+    owner = f"of {user_credentials[0]} in app {settings.APPSERVICES_APP_ID}"
+
+    detail = visible(client.get(key_url(key_id)).content.decode())
+    missing = visible(client.get(key_url("0" * 24)).content.decode())
+    confirm = visible(client.post(key_url(key_id, "delete"), {"name": "whose"}).content.decode())
+
+    for page in (detail, missing, confirm):
+        assert owner in page  # the header says "App Services user …", not this
+
+
+def test_a_viewer_page_view_writes_no_create_nonce(client, emulator, user_credentials):
+    sign_in_staff(client, "viewer", name="Vic Viewer")
+    connect(client, user_credentials)
+
+    client.get(KEYS_URL)
+
+    assert resubmit.SESSION_KEY not in client.session
