@@ -32,6 +32,7 @@ from django_htmx.middleware import HtmxDetails
 
 from keyadmin import appservices, audit
 from keyadmin.appservices.connection import Connection, forget, get_connection
+from keyadmin.keys.forms import posted_key_name
 
 logger = logging.getLogger("keyadmin.views")
 
@@ -222,7 +223,9 @@ def check_binding(request: HtmxHttpRequest) -> StaleForm | None:
 def _stale_answer(request: HtmxHttpRequest, stale: StaleForm, key_id: str | None) -> HttpResponse:
     # The form is replaced by the reason and a reload link, never by a form bound to the user
     # connected now: under the old page's heading it would act on someone the page does not show.
-    context = {"stale": stale, "key_id": key_id}
+    # The row's name as the page showed it: display only, like every posted name.
+    label = posted_key_name(request.POST.get("name")) or key_id
+    context = {"stale": stale, "key_id": key_id, "label": label}
     if request.htmx:
         partial = "stale-row" if key_id else "stale-create"
         return render(request, f"keyadmin/keys.html#{partial}", context)

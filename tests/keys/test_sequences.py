@@ -112,6 +112,7 @@ def test_a_form_rendered_for_alice_does_nothing_once_bob_is_connected(
     assert (alice_key["_id"], alice_key["disabled"]) == (key_id, False)
     if htmx and form != "create":
         assert html.lstrip().startswith(f'<tr id="key-{key_id}"')  # the row keeps its place
+        assert 'class="cell-name" translate="no">alice-ci</th>' in html  # and its name
     if htmx and form == "create":
         assert html.lstrip().startswith('<div id="create-form"')
     event = AuditEvent.objects.latest("id")
