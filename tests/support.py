@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from keyadmin.appservices.connection import SESSION_KEY
-from keyadmin.keys.guards import BINDING_FIELD, form_binding
+from keyadmin.keys.guards import BINDING_FIELD, BINDING_HEADER, form_binding
 from tests.sso.staff import provision_staff
 
 HTMX = {"HX-Request": "true"}
@@ -89,16 +89,23 @@ def current_binding(client) -> str:
 
 
 class FormClient(Client):
-    """The test client posting as a page rendered just now would: with the form binding.
+    """The test client sending as a page rendered just now would: with the form binding.
 
-    A test about what a page rendered earlier (another tab) posts gives `bound_to` itself;
-    `bind=False` posts exactly the data given.
+    It adds the binding to posted forms, and to htmx GETs as the page's fragment requests send
+    it (a header). A test about what a page rendered earlier (another tab) sends gives it
+    itself; `bind=False` sends exactly what is given.
     """
 
     def post(self, path, data=None, *args, bind: bool = True, **kwargs):
         if bind and isinstance(data, dict) and BINDING_FIELD not in data:
             data = {**data, BINDING_FIELD: current_binding(self)}
         return super().post(path, data, *args, **kwargs)
+
+    def get(self, path, data=None, *args, bind: bool = True, headers=None, **kwargs):
+        headers = dict(headers or {})
+        if bind and "HX-Request" in headers and BINDING_HEADER not in headers:
+            headers[BINDING_HEADER] = current_binding(self)
+        return super().get(path, data, *args, headers=headers, **kwargs)
 
 
 def rendered_fields(html: str, form_id: str | None = None) -> dict[str, str]:

@@ -139,6 +139,9 @@ def appservices_required(view: Callable[..., HttpResponse]) -> Callable[..., Htt
 # --- form binding: which App Services user and app a form was rendered for ---
 
 BINDING_FIELD = "bound_to"
+# The same token on the htmx GETs that swap the key table into a page (its Retry, the lost
+# create's "Reload the list"): a header, so that it never enters a URL.
+BINDING_HEADER = "X-Keyadmin-Bound-To"
 _BINDING_SALT = "keyadmin.keys.form-binding"
 
 
@@ -207,11 +210,16 @@ class StaleForm:
 
 
 def check_binding(request: HtmxHttpRequest) -> StaleForm | None:
-    """None when the posted form was rendered for the current connection; else why not.
+    """None when the form (a POST) or the page fragment asked for (an htmx GET) was rendered
+    for the current connection; else why not.
 
     Fails closed: a missing, altered or foreign-keyed token is refused like a mismatch.
     """
-    bound = _read_binding(request.POST.get(BINDING_FIELD, ""))
+    if request.method == "POST":
+        token = request.POST.get(BINDING_FIELD, "")
+    else:
+        token = request.headers.get(BINDING_HEADER, "")
+    bound = _read_binding(token)
     if bound is None:
         return StaleForm(None, request.connection)
     claims = binding_claims(request.connection)

@@ -32,9 +32,11 @@ from keyadmin.keys.forms import CreateKeyForm, KeyFilterForm, posted_key_name
 from keyadmin.keys.guards import (
     NAME_ERRORS,
     HtmxHttpRequest,
+    StaleForm,
     answer_status,
     appservices_required,
     bound_form,
+    check_binding,
     form_binding,
     page_status,
     upstream_errors,
@@ -97,7 +99,12 @@ def _bound(request: HtmxHttpRequest, context: dict, *, create_form: bool = False
 
 
 def _render_keys(
-    request: HtmxHttpRequest, keys: list[ApiKey] | None, error=None, status: int = 200
+    request: HtmxHttpRequest,
+    keys: list[ApiKey] | None,
+    error=None,
+    status: int = 200,
+    *,
+    stale: StaleForm | None = None,
 ) -> HttpResponse:
     # Every key is rendered, filtered-out ones `hidden`: our JS filters and recounts in place and
     # checks new names against all of them; without JS the server filter alone decides.
@@ -111,6 +118,7 @@ def _render_keys(
         "filter_form": filter_form,
         "create_form": CreateKeyForm(),
         "list_error": error,
+        "stale": stale,
         "max_keys": MAX_KEYS_PER_USER,
     }
     # The htmx fragment is the table alone: no create form to issue a nonce for.
@@ -135,6 +143,12 @@ def _keys_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) 
 @vary_on_headers("HX-Request")
 @upstream_errors(_keys_failed)
 def key_list(request: HtmxHttpRequest) -> HttpResponse:
+    # The table alone goes into a page already showing whose keys these are: it must be that
+    # user's (no request upstream otherwise). A full page says for itself whose keys it shows.
+    if request.htmx and not request.htmx.history_restore_request:
+        stale = check_binding(request)
+        if stale is not None:
+            return _render_keys(request, None, stale=stale)
     if not request.connection.can_manage_keys:
         return _render_keys(request, None)
     return _render_keys(request, request.connection.client().list_api_keys())

@@ -460,3 +460,39 @@ def test_a_viewer_page_view_writes_no_create_nonce(client, emulator, user_creden
     client.get(KEYS_URL)
 
     assert resubmit.SESSION_KEY not in client.session
+
+
+# --- The key table fetched into an old page --------------------------------------------------
+
+
+def test_the_table_fetched_into_alices_page_is_not_bobs(
+    client, emulator, user_credentials, bob, alice_tab
+):
+    """The list's Retry and "Reload the list" swap the table into a page headed "alice"."""
+    _, alice_page = alice_tab
+    binding = rendered_fields(alice_page, "create-form")[BINDING_FIELD]
+    connect(client, bob)
+    create_key(client, "bobs-key")
+    emulator.reset_stats()
+
+    response = client.get(KEYS_URL, headers={**HTMX, "X-Keyadmin-Bound-To": binding})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert STALE.format(
+        then=user_credentials[0], now=bob[0], app=settings.APPSERVICES_APP_ID
+    ) in visible(html)
+    assert "bobs-key" not in html and "<form" not in html
+    assert emulator.request_count() == 0
+
+
+def test_the_table_fetched_without_a_binding_is_refused(client, emulator, user_credentials):
+    connected(client, user_credentials)
+    create_key(client, "mine")
+    emulator.reset_stats()
+
+    response = client.get(KEYS_URL, headers=HTMX, bind=False)
+
+    assert UNBOUND in visible(response.content.decode())
+    assert emulator.request_count() == 0
+    assert 'data-name="mine"' in client.get(KEYS_URL).content.decode()  # the full page is fine
