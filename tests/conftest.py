@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from keyadmin.emulator.process import EmulatorProcess
+from tests.support import FormClient
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID = os.environ["APPSERVICES_APP_ID"]
@@ -44,6 +45,12 @@ def emulator(tmp_path_factory) -> EmulatorHandle:
     handle = start_emulator(tmp_path_factory.mktemp("emulator") / "appservices.sqlite3")
     yield handle
     handle.stop()
+
+
+@pytest.fixture
+def client() -> FormClient:
+    """pytest-django's `client`, posting forms with the binding a page rendered now carries."""
+    return FormClient()
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,14 @@ Plain functions rather than fixtures, so each view test file imports what it use
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
+from django.conf import settings
+from django.test import Client
 from django.urls import reverse
 
+from keyadmin.appservices.connection import SESSION_KEY
+from keyadmin.keys.guards import BINDING_FIELD, BINDING_HEADER, form_binding
 from tests.sso.staff import provision_staff
 
 HTMX = {"HX-Request": "true"}
@@ -68,3 +73,44 @@ def key_url(key_id: str, action: str = "") -> str:
 
 def row_post(key_id: str, name: str, disabled: bool = False, **extra) -> dict:
     return {"name": name, "disabled": "true" if disabled else "false", **extra}
+
+
+def of(email: str) -> str:
+    """How a notice names the App Services user and app a key belongs to."""
+    return f"of {email} (app {settings.APPSERVICES_APP_ID})"
+
+
+def current_binding(client) -> str:
+    """The form binding a page rendered now would carry (the client's current connection)."""
+    stored = client.session.get(SESSION_KEY)
+    if not isinstance(stored, dict):
+        return ""
+    return form_binding(SimpleNamespace(**stored))
+
+
+class FormClient(Client):
+    """The test client sending as a page rendered just now would: with the form binding.
+
+    It adds the binding to posted forms, and to htmx GETs as the page's fragment requests send
+    it (a header). A test about what a page rendered earlier (another tab) sends gives it
+    itself; `bind=False` sends exactly what is given.
+    """
+
+    def post(self, path, data=None, *args, bind: bool = True, **kwargs):
+        if bind and isinstance(data, dict) and BINDING_FIELD not in data:
+            data = {**data, BINDING_FIELD: current_binding(self)}
+        return super().post(path, data, *args, **kwargs)
+
+    def get(self, path, data=None, *args, bind: bool = True, headers=None, **kwargs):
+        headers = dict(headers or {})
+        if bind and "HX-Request" in headers and BINDING_HEADER not in headers:
+            headers[BINDING_HEADER] = current_binding(self)
+        return super().get(path, data, *args, headers=headers, **kwargs)
+
+
+def rendered_fields(html: str, form_id: str | None = None) -> dict[str, str]:
+    """The hidden fields of the first form in `html` (or of the form with id `form_id`)."""
+    if form_id is not None:
+        html = html.split(f'id="{form_id}"', 1)[1]
+    form = html.split("</form>", 1)[0]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))

@@ -2,19 +2,29 @@
 
 Status contract: an htmx fragment is always HTTP 200, errors included, because htmx 2 does not
 swap 4xx/5xx answers. A full page (no JavaScript) that shows a problem in place is 200 too (a
-re-rendered form, App Services down); only a missing key (404) or a session that may not see
-keys (403) get an error status, as do unknown paths (404) and wrong methods (405).
+re-rendered form, App Services down); only a missing key (404), a session that may not see
+keys (403) and a form rendered for another App Services user (409) get an error status, as do
+unknown paths (404) and wrong methods (405).
+
+Form binding: every state-changing form carries `form_binding(connection)`, a token signed with
+SECRET_KEY naming the App Services app and user it was rendered for (and their label, for the
+message). `bound_form` refuses a POST whose token is missing, unreadable or names another user
+or app than the current connection: a stale tab, after "Switch user" in another tab. Signed
+rather than plain hidden fields so that "rendered for" is something keyadmin said, fit to show
+and to audit, and so one field can grow new claims (`binding_claims`) without touching a form.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 
 from django.contrib import messages
+from django.core import signing
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
@@ -22,6 +32,7 @@ from django_htmx.middleware import HtmxDetails
 
 from keyadmin import appservices, audit
 from keyadmin.appservices.connection import Connection, forget, get_connection
+from keyadmin.keys.forms import posted_key_name
 from keyadmin.sso import bridge
 from keyadmin.sso.session import is_deferred
 
@@ -47,7 +58,8 @@ def upstream_errors(
     A 401 ends the App Services session (back to its sign-in, `HX-Redirect` for htmx); any other
     error goes to `on_failure(request, error, *args, **kwargs)`, which renders it where the action
     was. Logged with the error class and status only: never a token, secret or key name. With
-    `audit_action`, every failure is also appended to the audit trail.
+    `audit_action`, every failure is also appended to the audit trail, with the key id from the
+    URL and never anything the form posted.
     """
 
     def decorator(view: Failure) -> Failure:
@@ -61,8 +73,8 @@ def upstream_errors(
                         request,
                         audit_action,
                         error,
+                        # The id from the URL only: a posted name is the client's claim.
                         key_id=kwargs.get("key_id"),
-                        key_name=request.POST.get("name"),
                     )
                 if isinstance(error, appservices.SessionEnded):
                     logger.warning("%s: App Services session ended (401)", view.__name__)
@@ -129,3 +141,131 @@ def appservices_required(view: Callable[..., HttpResponse]) -> Callable[..., Htt
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+# --- form binding: which App Services user and app a form was rendered for ---
+
+BINDING_FIELD = "bound_to"
+# The same token on the htmx GETs that swap the key table into a page (its Retry, the lost
+# create's "Reload the list"): a header, so that it never enters a URL.
+BINDING_HEADER = "X-Keyadmin-Bound-To"
+_BINDING_SALT = "keyadmin.keys.form-binding"
+
+
+def binding_claims(connection: Connection) -> dict[str, str]:
+    """What a state-changing form acts on; it is accepted only while every claim still holds.
+
+    A later choice of app, or of a customer a staff member acts for, is one more entry here.
+    """
+    return {"app": connection.app_id, "user": connection.user_id}
+
+
+def form_binding(connection: Connection) -> str:
+    """The token every state-changing form rendered for `connection` posts as BINDING_FIELD."""
+    # A list of pairs rather than an object: signed JSON objects start "eyJ", like a JWT, which
+    # is what the leak checks look for in pages and logs.
+    pairs = [*binding_claims(connection).items(), ("label", connection.label)]
+    return signing.dumps([list(pair) for pair in pairs], salt=_BINDING_SALT)
+
+
+def _read_binding(token: str) -> dict | None:
+    try:
+        pairs = signing.loads(token, salt=_BINDING_SALT) if token else None
+    except signing.BadSignature:
+        return None
+    if not isinstance(pairs, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)
+        for pair in pairs
+    ):
+        return None
+    return dict(pairs)
+
+
+@dataclass(frozen=True)
+class StaleForm:
+    """A form refused: `rendered_for` is its token's content, None if it had none we signed."""
+
+    rendered_for: dict | None
+    current: Connection
+
+    @property
+    def message(self) -> str:
+        now = {"now": self.current.label, "now_app": self.current.app_id}
+        if self.rendered_for is None:
+            text = _(
+                "This form does not say which App Services user it was for, so keyadmin did not "
+                "act on it. You are connected as %(now)s (app %(now_app)s). Reload the page."
+            )
+            return text % now
+        then = {
+            "then": self.rendered_for.get("label") or self.rendered_for.get("user"),
+            "then_app": self.rendered_for.get("app"),
+        }
+        text = _(
+            "This page was for %(then)s (app %(then_app)s); you are now connected as %(now)s "
+            "(app %(now_app)s). Nothing was changed. Reload the page."
+        )
+        return text % {**then, **now}
+
+    @property
+    def audit_detail(self) -> str:
+        if self.rendered_for is None:
+            return "stale form: no valid binding"
+        return "stale form: rendered for user {user} in app {app}".format(
+            user=self.rendered_for.get("user"), app=self.rendered_for.get("app")
+        )
+
+
+def check_binding(request: HtmxHttpRequest) -> StaleForm | None:
+    """None when the form (a POST) or the page fragment asked for (an htmx GET) was rendered
+    for the current connection; else why not.
+
+    Fails closed: a missing, altered or foreign-keyed token is refused like a mismatch.
+    """
+    if request.method == "POST":
+        token = request.POST.get(BINDING_FIELD, "")
+    else:
+        token = request.headers.get(BINDING_HEADER, "")
+    bound = _read_binding(token)
+    if bound is None:
+        return StaleForm(None, request.connection)
+    claims = binding_claims(request.connection)
+    if all(bound.get(name) == value for name, value in claims.items()):
+        return None
+    return StaleForm(bound, request.connection)
+
+
+def _stale_answer(request: HtmxHttpRequest, stale: StaleForm, key_id: str | None) -> HttpResponse:
+    # The form is replaced by the reason and a reload link, never by a form bound to the user
+    # connected now: under the old page's heading it would act on someone the page does not show.
+    # The row's name as the page showed it: display only, like every posted name.
+    label = posted_key_name(request.POST.get("name")) or key_id
+    context = {"stale": stale, "key_id": key_id, "label": label}
+    if request.htmx:
+        partial = "stale-row" if key_id else "stale-create"
+        return render(request, f"keyadmin/keys.html#{partial}", context)
+    return render(request, "keyadmin/stale-form.html", context, status=409)
+
+
+def bound_form(audit_action: str) -> Callable[[Failure], Failure]:
+    """Refuse a stale form before anything else happens: no App Services request, one audit row.
+
+    Goes inside `appservices_required` (it compares with `request.connection`).
+    """
+
+    def decorator(view: Failure) -> Failure:
+        @wraps(view)
+        def wrapper(request: HtmxHttpRequest, *args, **kwargs) -> HttpResponse:
+            stale = check_binding(request)
+            if stale is None:
+                return view(request, *args, **kwargs)
+            key_id = kwargs.get("key_id")
+            logger.warning("%s: refused a stale form (%s)", view.__name__, stale.audit_detail)
+            audit.record(
+                request, audit_action, audit.DENIED, key_id=key_id, detail=stale.audit_detail
+            )
+            return _stale_answer(request, stale, key_id)
+
+        return wrapper
+
+    return decorator

@@ -3,6 +3,11 @@
 Every action costs exactly one App Services request. Enable, disable and delete answer with no
 body, so the row is rendered from what the request just established, never re-read. The one
 exception is a create whose answer was lost: one list request then says whether the key exists.
+
+Every state-changing form is bound to the App Services user and app it was rendered for
+(`bound_form`): a stale one is refused before any request. The audit trail gets the key id from
+the URL and a key name only when App Services said it in this request; the name a row form
+posts back is shown in the re-rendered row and never stored.
 """
 
 from __future__ import annotations
@@ -22,17 +27,22 @@ from django.views.decorators.vary import vary_on_headers
 
 from keyadmin import appservices, audit
 from keyadmin.appservices import MAX_KEYS_PER_USER, ApiKey
+from keyadmin.keys import resubmit
 from keyadmin.keys.forms import CreateKeyForm, KeyFilterForm, posted_key_name
 from keyadmin.keys.guards import (
     NAME_ERRORS,
     HtmxHttpRequest,
+    StaleForm,
     answer_status,
     appservices_required,
+    bound_form,
+    check_binding,
+    form_binding,
     page_status,
     upstream_errors,
 )
 from keyadmin.sso.access import role_required
-from keyadmin.sso.roles import OPERATOR, VIEWER
+from keyadmin.sso.roles import OPERATOR, VIEWER, roles_of
 
 KEYS = "keyadmin/keys.html"
 
@@ -43,10 +53,10 @@ logger = logging.getLogger("keyadmin.views")
 # purpose: too small only leaves an orphan unnamed, too large would offer to delete a live key.
 ORPHAN_CLOCK_SLACK = 5
 
-# A "name taken" answer about a key this young most likely means the same form went out twice
-# (a double submit without JavaScript, or a reload while it worked): the first answer, with the
-# secret, was dropped by the browser. Large enough for a slow create, small enough to be about
-# this form.
+# A "name taken" answer about a key this young, for a form this session already sent with the
+# same name (keys/resubmit.py), means the same form went out twice (a double submit without
+# JavaScript, or a reload while it worked): the first answer, with the secret, was dropped by the
+# browser. Large enough for a slow create, small enough to be about this form.
 TWIN_SECONDS = 60
 
 
@@ -58,7 +68,10 @@ def _manageable(request: HtmxHttpRequest) -> appservices.UserSession:
 
 
 def _posted_key(request: HtmxHttpRequest, key_id: str, disabled: bool | None = None) -> ApiKey:
-    """The key a row form is about, from the state the page showed (row forms post it back)."""
+    """The key a row form is about, from the state the page showed (row forms post it back).
+
+    For display only: its name is the client's word, never audited.
+    """
     if disabled is None:
         disabled = request.POST.get("disabled") == "true"
     return ApiKey(id=key_id, name=posted_key_name(request.POST.get("name")), disabled=disabled)
@@ -68,11 +81,30 @@ def _label(key: ApiKey) -> str:
     return key.name or key.id
 
 
+def _owner(request: HtmxHttpRequest) -> dict[str, str]:
+    """Whose keys an answer is about: every notice and the secret panel name them."""
+    return {"who": request.connection.label, "app": request.connection.app_id}
+
+
+def _bound(request: HtmxHttpRequest, context: dict, *, create_form: bool = False) -> dict:
+    """`context` with what the forms it renders post back: the binding, the create nonce."""
+    context["form_binding"] = form_binding(request.connection)
+    context["owner"] = _owner(request)
+    if create_form:
+        context["create_nonce"] = resubmit.issue(request)
+    return context
+
+
 # --- list ---
 
 
 def _render_keys(
-    request: HtmxHttpRequest, keys: list[ApiKey] | None, error=None, status: int = 200
+    request: HtmxHttpRequest,
+    keys: list[ApiKey] | None,
+    error=None,
+    status: int = 200,
+    *,
+    stale: StaleForm | None = None,
 ) -> HttpResponse:
     # Every key is rendered, filtered-out ones `hidden`: our JS filters and recounts in place and
     # checks new names against all of them; without JS the server filter alone decides.
@@ -86,8 +118,16 @@ def _render_keys(
         "filter_form": filter_form,
         "create_form": CreateKeyForm(),
         "list_error": error,
+        "stale": stale,
         "max_keys": MAX_KEYS_PER_USER,
     }
+    # The htmx fragment is the table alone: no create form to issue a nonce for.
+    with_create_form = (
+        not request.htmx
+        and request.connection.can_manage_keys
+        and OPERATOR in roles_of(request.user)
+    )
+    context = _bound(request, context, create_form=with_create_form)
     template = f"{KEYS}#key-table" if request.htmx else KEYS
     return render(request, template, context, status=status)
 
@@ -103,6 +143,12 @@ def _keys_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) 
 @vary_on_headers("HX-Request")
 @upstream_errors(_keys_failed)
 def key_list(request: HtmxHttpRequest) -> HttpResponse:
+    # The table alone goes into a page already showing whose keys these are: it must be that
+    # user's (no request upstream otherwise). A full page says for itself whose keys it shows.
+    if request.htmx and not request.htmx.history_restore_request:
+        stale = check_binding(request)
+        if stale is not None:
+            return _render_keys(request, None, stale=stale)
     if not request.connection.can_manage_keys:
         return _render_keys(request, None)
     return _render_keys(request, request.connection.client().list_api_keys())
@@ -136,6 +182,7 @@ def _render_create_form(
         "can_retry": transient and not outcome_unknown,
         "max_keys": MAX_KEYS_PER_USER,
     }
+    context = _bound(request, context, create_form=True)
     if request.htmx:
         template = f"{KEYS}#create-lost" if lost_key else f"{KEYS}#create-form"
         return render(request, template, context)
@@ -171,7 +218,7 @@ def _lost_create(
             type(list_error).__name__,
             list_error.status,
         )
-        audit.record_error(request, "create", error, key_name=name)
+        audit.record_error(request, "create", error)
         return _render_create_form(request, form, error)
     # A key older than this request had the name already: this request made nothing.
     taken_before = found is not None and found.created.timestamp() < asked_at - ORPHAN_CLOCK_SLACK
@@ -194,7 +241,7 @@ def _lost_create(
         audit.FAILED,
         status=error.status,
         key_id=found.id if found else None,
-        key_name=name,
+        key_name=found.name if found else None,  # as the list said it
         detail=f"{type(error).__name__}: {outcome}",
     )
     if taken_before:
@@ -217,20 +264,38 @@ def _lost_create(
 
 
 def _just_made_twin(request: HtmxHttpRequest, name: str) -> ApiKey | None:
-    """The key named `name` if App Services made it within TWIN_SECONDS (one list request)."""
+    """The key this very form made when it was sent before, if there is one (one list request).
+
+    Only for a form this session sent earlier with the same name (`resubmit`), and only a key
+    made since that sending and within TWIN_SECONDS; when the earlier sending's answer was
+    recorded, only the key it made.
+    """
+    earlier = resubmit.earlier_sending(request, name)
+    if earlier is None or earlier.made_nothing:
+        return None
     try:
         keys = request.connection.client().list_api_keys()
     except appservices.AppServicesError:
         return None
-    return next(
-        (k for k in keys if k.name == name and _clock() - k.created.timestamp() < TWIN_SECONDS),
-        None,
-    )
+
+    def is_twin(key: ApiKey) -> bool:
+        made = key.created.timestamp()
+        return (
+            key.name == name
+            and (earlier.key_id is None or key.id == earlier.key_id)
+            and made >= earlier.at - ORPHAN_CLOCK_SLACK
+            and _clock() - made < TWIN_SECONDS
+        )
+
+    return next((key for key in keys if is_twin(key)), None)
 
 
 def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) -> HttpResponse:
     form = CreateKeyForm(request.POST)
     form.is_valid()
+    # A definite answer: this sending made nothing, so a later sending's "name taken" is not
+    # about a key of this form's.
+    resubmit.settle(request, made_nothing=True)
     if isinstance(error, appservices.KeyNameTaken) and "name" in form.cleaned_data:
         twin = _just_made_twin(request, form.cleaned_data["name"])
         if twin is not None:
@@ -246,6 +311,7 @@ def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError
 @never_cache
 @role_required(OPERATOR)
 @appservices_required
+@bound_form("create")
 @upstream_errors(_create_failed, "create")
 @sensitive_variables()
 def create_key(request: HtmxHttpRequest) -> HttpResponse:
@@ -255,13 +321,16 @@ def create_key(request: HtmxHttpRequest) -> HttpResponse:
     form = CreateKeyForm(request.POST)
     if not form.is_valid():
         return _render_create_form(request, form)
+    resubmit.claim(request, form.cleaned_data["name"])
     asked_at = _clock()
     try:
         new_key = session.create_api_key(form.cleaned_data["name"])
     except appservices.CreateOutcomeUnknown as error:
         return _lost_create(request, session, form, error, asked_at)
+    resubmit.settle(request, key_id=new_key.id)
     audit.record(request, "create", audit.OK, key_id=new_key.id, key_name=new_key.name)
     context = {"key": new_key, "create_form": CreateKeyForm(), "max_keys": MAX_KEYS_PER_USER}
+    context = _bound(request, context, create_form=True)
     if request.htmx:
         return render(request, f"{KEYS}#created", context)
     return render(request, "keyadmin/create.html", context)
@@ -275,41 +344,47 @@ def _row_failed(
 ) -> HttpResponse:
     key = _posted_key(request, key_id)
     if not request.htmx:
-        problem = {"key": _label(key), "problem": error.message}
-        messages.error(request, _("Key “%(key)s”: %(problem)s") % problem)
+        problem = {"key": _label(key), "problem": error.message, **_owner(request)}
+        messages.error(request, _("Key “%(key)s” of %(who)s (app %(app)s): %(problem)s") % problem)
         return redirect("keyadmin:keys")
     if isinstance(error, appservices.KeyNotFound):
-        notice = _("Key “%(key)s” no longer exists (deleted elsewhere?), so it left the list.")
+        notice = _(
+            "Key “%(key)s” of %(who)s (app %(app)s) no longer exists (deleted elsewhere?), "
+            "so it left the list."
+        )
         return render(
             request,
             f"{KEYS}#row-gone",
-            {"notice": notice % {"key": _label(key)}, "notice_level": "warning"},
+            {"notice": notice % {"key": _label(key), **_owner(request)}, "notice_level": "warning"},
         )
     action = "delete" if request.resolver_match.url_name == "key-delete" else "toggle"
-    return render(request, f"{KEYS}#key-row", {"key": key, "row_error": error, "retry": action})
+    context = _bound(request, {"key": key, "row_error": error, "retry": action})
+    return render(request, f"{KEYS}#key-row", context)
 
 
 def _set_disabled(request: HtmxHttpRequest, key_id: str, *, disabled: bool) -> HttpResponse:
     session = _manageable(request)
     if disabled:
         session.disable_api_key(key_id)
-        notice = _("Key “%(key)s” disabled: it can no longer sign in.")
+        notice = _("Key “%(key)s” of %(who)s (app %(app)s) disabled: it can no longer sign in.")
     else:
         session.enable_api_key(key_id)
-        notice = _("Key “%(key)s” enabled: it can sign in again.")
+        notice = _("Key “%(key)s” of %(who)s (app %(app)s) enabled: it can sign in again.")
     key = _posted_key(request, key_id, disabled=disabled)
     action = "disable" if disabled else "enable"
-    audit.record(request, action, audit.OK, key_id=key_id, key_name=key.name)
-    notice %= {"key": _label(key)}
+    audit.record(request, action, audit.OK, key_id=key_id)
+    notice %= {"key": _label(key), **_owner(request)}
     if not request.htmx:
         messages.success(request, notice)
         return redirect("keyadmin:keys")
-    return render(request, f"{KEYS}#row-changed", {"key": key, "notice": notice, "focus": True})
+    context = _bound(request, {"key": key, "notice": notice, "focus": True})
+    return render(request, f"{KEYS}#row-changed", context)
 
 
 @require_POST
 @role_required(OPERATOR)
 @appservices_required
+@bound_form("enable")
 @upstream_errors(_row_failed, "enable")
 def enable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     return _set_disabled(request, key_id, disabled=False)
@@ -318,6 +393,7 @@ def enable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
 @require_POST
 @role_required(OPERATOR)
 @appservices_required
+@bound_form("disable")
 @upstream_errors(_row_failed, "disable")
 def disable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     return _set_disabled(request, key_id, disabled=True)
@@ -326,16 +402,20 @@ def disable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
 @require_POST
 @role_required(OPERATOR)
 @appservices_required
+@bound_form("delete")
 @upstream_errors(_row_failed, "delete")
 def delete_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     session = _manageable(request)
     key = _posted_key(request, key_id)
     if request.POST.get("confirm") != "1":
         # Without JavaScript there is no dialog: this page asks, and its form posts confirm=1.
-        return render(request, "keyadmin/delete-confirm.html", {"key": key})
+        return render(request, "keyadmin/delete-confirm.html", _bound(request, {"key": key}))
     session.delete_api_key(key_id)
-    audit.record(request, "delete", audit.OK, key_id=key_id, key_name=key.name)
-    notice = _("Key “%(key)s” deleted.") % {"key": _label(key)}
+    audit.record(request, "delete", audit.OK, key_id=key_id)
+    notice = _("Key “%(key)s” of %(who)s (app %(app)s) deleted.") % {
+        "key": _label(key),
+        **_owner(request),
+    }
     if not request.htmx:
         messages.success(request, notice)
         return redirect("keyadmin:keys")
@@ -350,7 +430,7 @@ def _detail_failed(
 ) -> HttpResponse:
     # Retrying cannot bring back a missing key or change what this session may do.
     can_retry = not isinstance(error, appservices.KeyNotFound | appservices.NotAllowed)
-    context = {"key_id": key_id, "error": error, "can_retry": can_retry}
+    context = {"key_id": key_id, "error": error, "can_retry": can_retry, "owner": _owner(request)}
     status = answer_status(request, page_status(error))
     return render(request, "keyadmin/key-detail.html", context, status=status)
 
@@ -361,4 +441,5 @@ def _detail_failed(
 @upstream_errors(_detail_failed)
 def key_detail(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     key = _manageable(request).get_api_key(key_id)
-    return render(request, "keyadmin/key-detail.html", {"key_id": key_id, "key": key})
+    context = {"key_id": key_id, "key": key, "owner": _owner(request)}
+    return render(request, "keyadmin/key-detail.html", context)

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from keyadmin import appservices
 from tests.conftest import mark_folder
 from tests.sso.staff import configure, staff_user
-from tests.support import connect
+from tests.support import FormClient, connect
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE_SOURCE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -142,7 +142,7 @@ def staff_client(live_server, settings, transactional_db) -> Client:
     pytest-django's `settings` also applies to `live_server`: it runs in this process.
     """
     configure(settings)
-    client = Client()
+    client = FormClient()  # its posts carry the form binding, as the pages' forms do
     client.force_login(staff_user())
     return client
 

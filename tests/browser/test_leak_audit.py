@@ -116,9 +116,10 @@ def test_no_secret_is_left_anywhere(
     key_secrets = [create_in_browser(page, f"audit-{number}") for number in range(3)]
     assert not any(secret in page.evaluate(STORAGE) for secret in key_secrets)
     csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    binding = page.locator('#create-form input[name="bound_to"]').get_attribute("value")
     plain = page.request.post(
         live_server.url + "/keys/new/",
-        form={"name": "audit-plain", "csrfmiddlewaretoken": csrf},
+        form={"name": "audit-plain", "csrfmiddlewaretoken": csrf, "bound_to": binding},
         headers={"X-CSRFToken": csrf},
     )
     assert plain.status == 200

@@ -16,6 +16,7 @@ from tests.browser.support import (
     row,
     secret_panel,
 )
+from tests.support import of
 
 NAME = "lost-key"
 
@@ -50,7 +51,9 @@ def test_a_lost_create_is_found_and_deleted_in_one_click(
 
     expect(row(page, NAME)).to_have_count(0)
     expect(page.locator("[data-lost-key]")).to_have_count(0)
-    expect(page.locator("#notices")).to_contain_text(f"Key “{NAME}” deleted.")
+    expect(page.locator("#notices")).to_contain_text(
+        f"Key “{NAME}” {of(user_credentials[0])} deleted."
+    )
     expect(count(page)).to_have_text("0")
     assert emulator.keys_of(user_credentials[0]) == []
     assert emulator.request_count("keys_delete") == 1

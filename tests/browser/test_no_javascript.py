@@ -15,6 +15,7 @@ from tests.browser.support import (
     seed,
     toggle,
 )
+from tests.support import of
 
 
 @pytest.fixture
@@ -76,7 +77,9 @@ def test_toggle_and_delete_without_javascript_are_plain_posts(
     toggle(page, "ci-runner", "Disable").click()
 
     expect(page).to_have_url(f"{live_server.url}/keys/")  # redirected after the POST
-    expect(page.locator("#notices")).to_contain_text("Key “ci-runner” disabled")
+    expect(page.locator("#notices")).to_contain_text(
+        f"Key “ci-runner” {of(user_credentials[0])} disabled"
+    )
     expect(row(page, "ci-runner").locator(".badge")).to_have_text("Disabled")
     assert emulator.request_count("keys_disable") == 1
 
@@ -96,7 +99,9 @@ def test_toggle_and_delete_without_javascript_are_plain_posts(
     page.get_by_role("button", name="Delete key").click()
 
     expect(page).to_have_url(f"{live_server.url}/keys/")
-    expect(page.locator("#notices")).to_contain_text("Key “ci-runner” deleted.")
+    expect(page.locator("#notices")).to_contain_text(
+        f"Key “ci-runner” {of(user_credentials[0])} deleted."
+    )
     expect(row(page, "ci-runner")).to_have_count(0)
     expect(row(page, "nightly")).to_be_visible()
     expect(count(page)).to_have_text("1")

@@ -7,6 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.browser.support import count, delete_button, open_keys, row, seed, toggle
+from tests.support import of
 
 
 def test_disable_and_enable_change_the_row_in_place(
@@ -22,7 +23,7 @@ def test_disable_and_enable_change_the_row_in_place(
     expect(row(page, "ci-runner").locator(".badge")).to_have_text("Disabled")
     expect(toggle(page, "ci-runner", "Enable")).to_be_focused()
     expect(page.locator("#notices")).to_contain_text(
-        "Key “ci-runner” disabled: it can no longer sign in."
+        f"Key “ci-runner” {of(user_credentials[0])} disabled: it can no longer sign in."
     )
     assert emulator.request_count("keys_disable") == 1
     assert emulator.request_count() == 1  # no list re-read
@@ -66,7 +67,9 @@ def test_delete_asks_in_a_dialog_then_removes_the_row(
 
     expect(row(page, "ci-runner")).to_have_count(0)
     expect(count(page)).to_have_text("1")
-    expect(page.locator("#notices")).to_contain_text("Key “ci-runner” deleted.")
+    expect(page.locator("#notices")).to_contain_text(
+        f"Key “ci-runner” {of(user_credentials[0])} deleted."
+    )
     expect(row(page, "nightly").get_by_role("link")).to_be_focused()  # the next row
     assert emulator.request_count("keys_delete") == 1
     assert emulator.request_count() == 1
@@ -84,7 +87,7 @@ def test_delete_asks_in_a_dialog_then_removes_the_row(
 
 
 def test_a_key_deleted_in_another_tab_leaves_with_a_notice(
-    keys_page, live_server, connected_client, emulator, problems
+    keys_page, live_server, connected_client, emulator, user_credentials, problems
 ):
     seed(connected_client, "shared")
     first = open_keys(keys_page, live_server)
@@ -100,7 +103,8 @@ def test_a_key_deleted_in_another_tab_leaves_with_a_notice(
     toggle(second, "shared", "Disable").click()
 
     expect(second.locator("#notices")).to_contain_text(
-        "Key “shared” no longer exists (deleted elsewhere?), so it left the list."
+        f"Key “shared” {of(user_credentials[0])} no longer exists (deleted elsewhere?), so it "
+        "left the list."
     )
     expect(row(second, "shared")).to_have_count(0)
     expect(count(second)).to_have_text("0")

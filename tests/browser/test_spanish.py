@@ -85,7 +85,8 @@ def test_the_main_flow_in_spanish(page, live_server, settings, emulator, problem
     expect(row.get_by_role("button", name="Habilitar despliegue-nocturno")).to_be_visible()
     notice = page.locator("#notices .notice")
     expect(notice.locator("p")).to_have_text(
-        "Clave “despliegue-nocturno” deshabilitada: ya no puede iniciar sesión."
+        f"Clave “despliegue-nocturno” de {EMAIL} (app {settings.APPSERVICES_APP_ID}) "
+        "deshabilitada: ya no puede iniciar sesión."
     )
     expect(notice.get_by_role("button", name="Cerrar")).to_be_visible()
     assert emulator.keys_of(EMAIL)[0]["disabled"] is True

@@ -16,6 +16,7 @@ from tests.support import (
     connected,
     connected_anonymously,
     create_key,
+    rendered_fields,
 )
 
 
@@ -205,11 +206,13 @@ def test_a_form_sent_twice_without_javascript_offers_to_delete_the_unseen_key(
     client, emulator, user_credentials
 ):
     connected(client, user_credentials)
-    first = client.post(CREATE_URL, {"name": "sent-twice"})  # the answer the browser dropped
+    form = {**rendered_fields(client.get(KEYS_URL).content.decode(), "create-form")}
+    form["name"] = "sent-twice"
+    first = client.post(CREATE_URL, form)  # the answer the browser dropped
     key_id = re.search(r'id="secret-value-([0-9a-f]{24})"', first.content.decode()).group(1)
     emulator.reset_stats()
 
-    second = client.post(CREATE_URL, {"name": "sent-twice"})
+    second = client.post(CREATE_URL, form)  # the very same form, sent again
 
     page = second.content.decode()
     assert second.status_code == 200

@@ -8,6 +8,7 @@ from tests.support import (
     SIGNIN_URL,
     connected_with_key,
     key_url,
+    of,
     row_post,
 )
 
@@ -28,7 +29,7 @@ def test_it_deletes_in_place_with_one_request(client, emulator, user_credentials
     assert emulator.keys_of(user_credentials[0]) == []
     html = response.content.decode()
     assert "<tr" not in html
-    assert "Key “ci-runner” deleted." in html
+    assert f"Key “ci-runner” {of(user_credentials[0])} deleted." in html
     assert '<template><div hx-swap-oob="innerHTML:#notices">' in html
 
 
@@ -45,14 +46,16 @@ def test_it_asks_first_without_javascript(client, emulator, user_credentials, ke
     assert len(emulator.keys_of(user_credentials[0])) == 1
 
 
-def test_it_deletes_and_redirects_once_confirmed_without_javascript(client, emulator, key_id):
+def test_it_deletes_and_redirects_once_confirmed_without_javascript(
+    client, emulator, user_credentials, key_id
+):
     response = client.post(key_url(key_id, "delete"), row_post(key_id, "ci-runner", confirm="1"))
 
     assert response.status_code == 302
     assert response["Location"] == KEYS_URL
     assert emulator.request_count() == 1
     page = client.get(KEYS_URL).content.decode()
-    assert "Key “ci-runner” deleted." in page
+    assert f"Key “ci-runner” {of(user_credentials[0])} deleted." in page
     assert f'id="key-{key_id}"' not in page
 
 

@@ -9,11 +9,10 @@ import logging
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
-from django.test import Client
 from django.utils.log import AdminEmailHandler
 
 from keyadmin import appservices, audit
-from tests.support import CREATE_URL, HTMX, connected
+from tests.support import CREATE_URL, HTMX, FormClient, connected
 
 
 @pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
@@ -24,7 +23,7 @@ def test_a_500_after_the_secret_arrived_reports_no_secret(
     settings.ADMINS = [("Operations", "ops@example.com")]
     handler = AdminEmailHandler(include_html=True)  # the worst case: every frame's locals
     logging.getLogger("django.request").addHandler(handler)
-    client = connected(Client(raise_request_exception=False), user_credentials)
+    client = connected(FormClient(raise_request_exception=False), user_credentials)
     client.get("/keys/")  # the CSRF cookie, as a browser would hold it
     stored = client.session["appservices"]["refresh"]
     refresh_token = Fernet(django_settings.KEYADMIN_TOKEN_KEY).decrypt(stored.encode()).decode()

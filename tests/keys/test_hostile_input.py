@@ -32,10 +32,12 @@ from tests.support import (
     HTMX,
     KEYS_URL,
     SIGNIN_URL,
+    FormClient,
     connect,
     connected,
     connected_with_key,
     key_url,
+    of,
     row_post,
     sign_in_staff,
 )
@@ -148,7 +150,9 @@ def test_a_hostile_display_name_posted_by_a_row_form_is_dropped(
     for body in (confirm.content.decode(), row.content.decode()):
         assert name not in body
         assert "<script>alert" not in body
-    assert f"Key “{key_id}” disabled" in visible(row.content.decode())  # labelled by its id
+    assert f"Key “{key_id}” {of(user_credentials[0])} disabled" in visible(
+        row.content.decode()
+    )  # labelled by its id
     assert "Delete key" in visible(confirm.content.decode())
 
 
@@ -371,7 +375,7 @@ def test_gunicorn_refuses_oversized_headers_and_django_a_forged_host(
 
 def _csrf_client(user_credentials) -> Client:
     """A staff client that checks CSRF like a browser request would be, connected properly."""
-    client = Client(enforce_csrf_checks=True)
+    client = FormClient(enforce_csrf_checks=True)
     sign_in_staff(client)
     client.get(SIGNIN_URL)
     token = client.cookies[django_settings.CSRF_COOKIE_NAME].value

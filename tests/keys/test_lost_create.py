@@ -16,7 +16,7 @@ import pytest
 
 from keyadmin.keys import views as keys_views
 from keyadmin.models import AuditEvent
-from tests.support import CREATE_URL, HTMX, KEYS_URL, connected, create_key
+from tests.support import CREATE_URL, HTMX, KEYS_URL, connected, create_key, of
 
 NAME = "ci-runner"
 LOST = f"Key “{NAME}” was created but its secret was lost in transit."
@@ -86,7 +86,7 @@ def test_htmx_finds_the_orphan_with_one_list_and_deletes_it_in_one_click(
     assert gone.status_code == 200
     assert emulator.request_count() == 1
     assert emulator.keys_of(email) == []
-    assert f"Key “{NAME}” deleted." in visible(gone.content.decode())
+    assert f"Key “{NAME}” {of(email)} deleted." in visible(gone.content.decode())
 
 
 @pytest.mark.parametrize("fault", LOST_AFTER)
@@ -125,7 +125,7 @@ def test_without_javascript_the_page_says_so_and_its_button_deletes(
     assert gone.status_code == 302 and gone["Location"] == KEYS_URL
     assert emulator.request_count() == 1
     assert emulator.keys_of(email) == []
-    assert f"Key “{NAME}” deleted." in visible(lost.get(KEYS_URL).content.decode())
+    assert f"Key “{NAME}” {of(email)} deleted." in visible(lost.get(KEYS_URL).content.decode())
 
 
 @pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])

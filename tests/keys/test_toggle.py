@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from tests.support import (
     HTMX,
     KEYS_URL,
     SIGNIN_URL,
+    FormClient,
     connected_with_key,
     key_url,
+    of,
     row_post,
 )
 
@@ -36,7 +37,7 @@ def test_it_disables_in_place_with_one_request(client, emulator, user_credential
     assert f'hx-post="/keys/{key_id}/enable/"' in html
     assert 'data-ka-focus>Enable<span class="vh"> ci-runner</span>' in html  # focus stays put
     assert '<template><div hx-swap-oob="innerHTML:#notices">' in html
-    assert "Key “ci-runner” disabled" in html
+    assert f"Key “ci-runner” {of(user_credentials[0])} disabled" in html
 
 
 def test_it_enables_in_place_with_one_request(client, emulator, user_credentials, key_id):
@@ -59,7 +60,10 @@ def test_it_redirects_without_javascript(client, emulator, user_credentials, key
     assert response.status_code == 302
     assert response["Location"] == KEYS_URL
     assert emulator.request_count() == 1
-    assert "Key “ci-runner” disabled" in client.get(KEYS_URL).content.decode()
+    assert (
+        f"Key “ci-runner” {of(user_credentials[0])} disabled"
+        in client.get(KEYS_URL).content.decode()
+    )
 
 
 def test_it_shows_the_id_when_the_posted_name_is_not_a_key_name(client, emulator, key_id):
@@ -116,14 +120,16 @@ def test_it_reports_a_timeout_in_the_row(client, emulator, key_id, settings):
     assert emulator.request_count("keys_disable") == 1
 
 
-def test_it_reports_failures_without_javascript_as_a_message(client, emulator, key_id):
+def test_it_reports_failures_without_javascript_as_a_message(
+    client, emulator, user_credentials, key_id
+):
     emulator.add_fault(route="keys_disable", action="status", status=503)
 
     response = client.post(key_url(key_id, "disable"), row_post(key_id, "ci-runner"))
 
     assert response["Location"] == KEYS_URL
     emulator.clear_faults()
-    assert "Key “ci-runner”: App Services had an internal error" in (
+    assert f"Key “ci-runner” {of(user_credentials[0])}: App Services had an internal error" in (
         client.get(KEYS_URL).content.decode()
     )
 
@@ -138,7 +144,7 @@ def test_it_sends_an_ended_session_back_to_sign_in(client, emulator, key_id):
 
 
 def test_it_needs_post_and_csrf(client, emulator, user_credentials, key_id):
-    strict = Client(enforce_csrf_checks=True)
+    strict = FormClient(enforce_csrf_checks=True)
     strict.cookies = client.cookies
 
     assert client.get(key_url(key_id, "disable")).status_code == 405

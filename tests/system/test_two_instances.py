@@ -24,6 +24,7 @@ from tests.production import (
     production_env,
     staff_session,
 )
+from tests.support import rendered_fields
 
 pytestmark = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
@@ -103,13 +104,17 @@ def test_a_sign_in_on_one_instance_holds_on_the_other_and_actions_are_audited_on
         keys = browser.get(f"{b.url}/keys/")
         assert keys.status_code == 200, b.log_tail()
         assert email in keys.text
-        create = browser.post(f"{b.url}/keys/new/", data={"name": "two-instances"}, headers=htmx)
+        # Every form posts the App Services user it was rendered for (and its create nonce).
+        form = rendered_fields(keys.text, "create-form")
+        create = browser.post(
+            f"{b.url}/keys/new/", data={**form, "name": "two-instances"}, headers=htmx
+        )
         assert create.status_code == 200, b.log_tail()
         (key_id,) = SECRET_PANEL.findall(create.text)
         # ... that A disables.
         disable = browser.post(
             f"{a.url}/keys/{key_id}/disable/",
-            data={"name": "two-instances", "disabled": "false"},
+            data={**rendered_fields(create.text, f"toggle-{key_id}"), "name": "two-instances"},
             headers=htmx,
         )
         assert disable.status_code == 200, a.log_tail()
