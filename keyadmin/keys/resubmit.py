@@ -4,10 +4,12 @@ Without JavaScript a double click, or a reload while a create worked, sends the 
 the first answer (the one with the secret) is dropped by the browser and the second meets "name
 taken". keyadmin then offers to delete the key just made, but only when it is this form's own:
 
-- every rendering of the create form carries a fresh nonce, kept in this staff session (the
-  last ISSUED_KEPT renderings, so a flood of page views cannot grow the session);
-- the first create posting a nonce claims it for its name, and the claim is saved before the
-  create goes upstream, so a second sending that arrives while the first still works sees it;
+- every rendering of the create form carries a fresh nonce, signed for this staff session (an
+  HMAC of the session key), so rendering the page writes nothing: a page view never saves the
+  session, and a flood of page views cannot grow it;
+- the first create posting a nonce claims it for its name (the last CLAIMS_KEPT claims are
+  kept), and the claim is saved before the create goes upstream, so a second sending that
+  arrives while the first still works sees it;
 - "name taken" is this form's twin only when an earlier request claimed the same nonce for the
   same name and did not get a definite "nothing made" answer itself (then the name was taken
   by someone else), and only for a key made since that claim (the key it made, once known).
@@ -15,8 +17,8 @@ taken". keyadmin then offers to delete the key just made, but only when it is th
 Session writes are last-writer-wins: a request of another tab saving at the same moment can
 drop a claim. That only loses the offer (the plain "name taken" is shown), never widens it.
 
-A nonce this session never issued (another staff member's form, a forged one) or another tab's
-(a different nonce) never gets the offer: the answer is the plain "name taken".
+A nonce not signed for this session (another staff member's form, a forged one) or another
+tab's (a different nonce) never gets the offer: the answer is the plain "name taken".
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import time
 from dataclasses import dataclass
 
 from django.http import HttpRequest
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 NONCE_FIELD = "form_nonce"
 SESSION_KEY = "create_forms"
-ISSUED_KEPT = 16
+CLAIMS_KEPT = 16
 
-_NONCE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{22}\.[0-9a-f]{32}$")
+_SALT = "keyadmin.keys.resubmit"
 
 
 @dataclass(frozen=True)
@@ -50,20 +54,27 @@ def _forms(session) -> dict:
     return dict(forms) if isinstance(forms, dict) else {}
 
 
+def _signature(session_key: str, random_part: str) -> str:
+    return salted_hmac(_SALT, f"{session_key}:{random_part}", algorithm="sha256").hexdigest()[:32]
+
+
 def issue(request: HttpRequest) -> str:
-    """A new nonce for one rendering of the create form, remembered in the session."""
-    nonce = secrets.token_urlsafe(16)
-    forms = _forms(request.session)
-    forms[nonce] = None  # issued, not sent yet
-    for old in list(forms)[:-ISSUED_KEPT]:
-        del forms[old]
-    request.session[SESSION_KEY] = forms
-    return nonce
+    """A new nonce for one rendering of the create form, signed for this session ("" without)."""
+    session_key = request.session.session_key
+    if not session_key:
+        return ""
+    random_part = secrets.token_urlsafe(16)
+    return f"{random_part}.{_signature(session_key, random_part)}"
 
 
 def _posted(request: HttpRequest) -> str | None:
+    """The posted nonce, when it is well formed and was signed for this session."""
     nonce = request.POST.get(NONCE_FIELD, "")
-    return nonce if _NONCE.match(nonce) else None
+    session_key = request.session.session_key
+    if not session_key or not _NONCE.match(nonce):
+        return None
+    random_part, signature = nonce.split(".")
+    return nonce if constant_time_compare(signature, _signature(session_key, random_part)) else None
 
 
 def claim(request: HttpRequest, name: str) -> None:
@@ -74,10 +85,12 @@ def claim(request: HttpRequest, name: str) -> None:
     """
     nonce = _posted(request)
     forms = _forms(request.session)
-    if nonce is None or nonce not in forms or forms[nonce] is not None:
+    if nonce is None or nonce in forms:
         return
     marker = secrets.token_hex(8)
     forms[nonce] = {"name": name, "at": time.time(), "by": marker}
+    for old in list(forms)[:-CLAIMS_KEPT]:
+        del forms[old]
     request.session[SESSION_KEY] = forms
     request.session.save()
     request.create_claim_marker = marker

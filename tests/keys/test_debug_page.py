@@ -15,7 +15,15 @@ from django.views.debug import get_default_exception_reporter_filter
 
 from keyadmin.appservices import client as appservices_client
 from keyadmin.reporting import ReporterFilter
-from tests.support import CREATE_URL, SIGNIN_URL, connected, create_key, key_url, row_post
+from tests.support import (
+    CREATE_URL,
+    SIGNIN_URL,
+    FormClient,
+    connected,
+    create_key,
+    key_url,
+    row_post,
+)
 
 
 def _sign_in(client: Client, credentials, key_id: str):
@@ -57,7 +65,7 @@ def test_the_reporter_filter_is_the_one_django_uses():
 def test_the_debug_page_of_an_upstream_failure_shows_no_credential(
     emulator, user_credentials, settings, monkeypatch, path
 ):
-    client = connected(Client(raise_request_exception=False), user_credentials)
+    client = connected(FormClient(raise_request_exception=False), user_credentials)
     stored = client.session["appservices"]["refresh"]
     refresh_token = Fernet(django_settings.KEYADMIN_TOKEN_KEY).decrypt(stored.encode()).decode()
     key_id = create_key(client, "debug")

@@ -14,6 +14,7 @@ import secrets
 
 import pytest
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.core import signing
 from django.test import Client
 
@@ -389,14 +390,26 @@ def test_a_double_submit_arriving_while_the_first_still_works_gets_the_offer(
 
 def test_page_views_and_forged_nonces_do_not_grow_the_session(client, emulator, user_credentials):
     connected(client, user_credentials)
+    client.get(KEYS_URL)  # shows (and so drops) the "connected" notice
+    before = Session.objects.get().session_data
     for _ in range(60):
         client.get(KEYS_URL)
-    for _ in range(30):
-        client.post(CREATE_URL, {"name": "bad name", "form_nonce": secrets.token_urlsafe(16)})
+    assert Session.objects.get().session_data == before  # a page view saves nothing
+    for number in range(30):
+        forged = f"{secrets.token_urlsafe(16)}.{secrets.token_hex(16)}"
+        client.post(CREATE_URL, {"name": f"forged-{number}", "form_nonce": forged})
 
-    kept = client.session[resubmit.SESSION_KEY]
-    assert len(kept) <= resubmit.ISSUED_KEPT
-    assert all(value is None for value in kept.values())
+    assert resubmit.SESSION_KEY not in client.session  # no forged nonce was ever claimed
+
+
+def test_the_claims_kept_are_bounded(client, emulator, user_credentials):
+    connected(client, user_credentials)
+    for number in range(resubmit.CLAIMS_KEPT + 5):
+        page = client.get(KEYS_URL).content.decode()
+        nonce = rendered_fields(page, "create-form")["form_nonce"]
+        client.post(CREATE_URL, {"name": f"k{number}", "form_nonce": nonce})
+
+    assert len(client.session[resubmit.SESSION_KEY]) == resubmit.CLAIMS_KEPT
 
 
 def test_a_flood_of_stale_posts_costs_app_services_nothing(

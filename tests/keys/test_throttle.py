@@ -12,11 +12,18 @@ from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
-from django.test import Client
 
 from keyadmin import appservices
 from keyadmin.models import AuditEvent
-from tests.support import HTMX, KEYS_URL, SIGNIN_URL, connect, create_key, sign_in_staff
+from tests.support import (
+    HTMX,
+    KEYS_URL,
+    SIGNIN_URL,
+    FormClient,
+    connect,
+    create_key,
+    sign_in_staff,
+)
 
 TOO_MANY = re.compile(r"Too many sign-in attempts\. Try again in (\d+) s\.")
 
@@ -170,7 +177,7 @@ def test_the_staff_member_is_limited_across_targets(client, emulator, limits):
 
 def test_the_client_address_is_limited_across_staff_members(client, emulator, limits):
     limits.KEYADMIN_SIGNIN_ADDRESS_LIMIT = 4
-    other = Client()
+    other = FormClient()
     sign_in_staff(client, name="Sam Support")
     sign_in_staff(other, name="Mo Mallory")
     emulator.reset_stats()
@@ -185,7 +192,7 @@ def test_the_client_address_is_limited_across_staff_members(client, emulator, li
 
 
 def test_api_key_guesses_are_limited_per_key(client, emulator, user_credentials, limits):
-    connect_and_key = Client()
+    connect_and_key = FormClient()
     sign_in_staff(connect_and_key, name="Owner")
     connect(connect_and_key, user_credentials)
     create_key(connect_and_key, "guessed")
