@@ -313,6 +313,11 @@ def redact(text: str, limit: int = 600) -> str:
     return text[:limit]
 
 
+BINDING_FIELD = "bound_to"  # keyadmin/keys/guards.py
+BINDING_HEADER = "X-Keyadmin-Bound-To"
+_BINDING_FIELD = re.compile(r'name="bound_to" value="([^"]+)"')
+
+
 class StaffClient:
     """One staff member's browser: keep-alive connection, explicit cookies, htmx headers."""
 
@@ -321,6 +326,7 @@ class StaffClient:
         self.http = plain_session()
         self.cookies = {SESSION_COOKIE: session_key}
         self.csrf_token = ""
+        self.binding = ""  # the keys page's signed "rendered for this user and app" field
         self.timeout = timeout
 
     def request(
@@ -330,6 +336,10 @@ class StaffClient:
         if htmx:
             headers["HX-Request"] = "true"
             headers["HX-Current-URL"] = self.base_url + KEYS
+            if method == "GET" and self.binding:
+                headers[BINDING_HEADER] = self.binding  # as the page's table refreshes send it
+        if method != "GET" and data is not None and self.binding:
+            data = {BINDING_FIELD: self.binding, **data}
         if method != "GET":
             headers["Origin"] = self.base_url  # as a browser sends with every POST
             if htmx:
@@ -387,6 +397,10 @@ class StaffClient:
         if not found:
             raise AssertionError("keys page: no hx-headers CSRF token")
         self.csrf_token = found.group(1)
+        bound = _BINDING_FIELD.search(page.text)
+        if not bound:
+            raise AssertionError("keys page: no form binding")
+        self.binding = bound.group(1)
         return page
 
     # The actions, as the keys page's htmx forms send them.
@@ -493,7 +507,7 @@ def check_deleted(response: requests.Response, key: Key) -> str | None:
     html = response.text
     if response.status_code != 200 or not html.lstrip().startswith(_NOTICE):
         return f"delete {key.name}: HTTP {response.status_code}, not the notice fragment"
-    if "<tr" in html or f"Key “{key.name}” deleted." not in html:
+    if "<tr" in html or not re.search(f"Key “{re.escape(key.name)}”[^<]* deleted\\.", html):
         return f"delete {key.name}: not the deleted notice: {redact(html)}"
     return None
 
