@@ -19,6 +19,15 @@ import sys
 DEFAULT_ROLES = ("viewer", "operator")
 
 
+def _subject(name: str, number: int) -> str:
+    """A named staff member's SSO subject follows from the name ("Pat Support": sub-pat-support),
+    so a test can find its rows in the audit trail; unnamed ones are numbered."""
+    if name:
+        slug = "-".join(name.lower().split())
+        return f"sub-{slug}" if number == 0 else f"sub-{slug}-{number:02d}"
+    return f"bench-staff-{number:02d}"
+
+
 def main(count: int, out_file: str, name: str = "", roles: tuple[str, ...] = DEFAULT_ROLES) -> None:
     import django
 
@@ -45,7 +54,7 @@ def main(count: int, out_file: str, name: str = "", roles: tuple[str, ...] = DEF
             user = provision(
                 StaffIdentity(
                     issuer=issuer,
-                    subject=f"bench-staff-{number:02d}-{os.getpid()}",
+                    subject=_subject(name, number),
                     name=name or f"Load staff {number:02d}",
                     email=f"bench-staff-{number:02d}@example.com",
                     groups=groups,
