@@ -36,7 +36,9 @@ EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "staff", "status_code
 
 def clean_path(path: str, limit: int = 200) -> str:
     """A request path fit for one log line: no control characters, no token, at most `limit`."""
-    text = for_log(printable(path[: limit * 2], "?"))
+    # Redact before cutting: a cut through a secret would leave a prefix too short to look like
+    # one. The generous first cut only bounds the work; what it drops is past `limit` anyway.
+    text = for_log(printable(path[: limit * 64], "?"))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -19,7 +19,10 @@ from django.views.debug import SafeExceptionReporterFilter
 
 class ReporterFilter(SafeExceptionReporterFilter):
     hidden_settings = re.compile(
-        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|COOKIE|CSRF|SESSION", flags=re.IGNORECASE
+        # ASSERTION|JWT: identity-aware proxies' signed headers (Cf-Access-Jwt-Assertion,
+        # X-Goog-Iap-Jwt-Assertion, X-Pomerium-Jwt-Assertion) are bearer credentials too.
+        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|COOKIE|CSRF|SESSION|ASSERTION|JWT",
+        flags=re.IGNORECASE,
     )
 
     def is_active(self, request) -> bool:

@@ -108,7 +108,9 @@ def appservices_signin(request: HttpRequest, provider: str, credentials: dict[st
             target = "api-key:" + credentials["key"].strip()
         counters = (
             _counter("target", target, settings.KEYADMIN_SIGNIN_TARGET_LIMIT, RESET),
-            _counter("staff", staff, settings.KEYADMIN_SIGNIN_STAFF_LIMIT, RESET),
+            # Given back, not reset: a staff member holding one good credential (a key of their
+            # own) must not clear their whole count with it between guesses.
+            _counter("staff", staff, settings.KEYADMIN_SIGNIN_STAFF_LIMIT, GIVE_BACK),
             _counter("address", address, settings.KEYADMIN_SIGNIN_ADDRESS_LIMIT, GIVE_BACK),
         )
     return Attempt("appservices-signin", counters)

@@ -234,6 +234,18 @@ class _Watchdog:
                     handle.close()
                 deadline.handles.clear()
 
+    def detach(self, deadline: _Deadline) -> bool:
+        """Stop watching this call's sockets; False if its deadline already shut them down.
+
+        Called before a connection goes back to the pool: once another call may take it, a late
+        shutdown here would cut that call's answer (a create's, say) instead of this one's.
+        """
+        with self._wake:
+            for handle in deadline.handles:
+                handle.close()
+            deadline.handles.clear()
+            return not deadline.expired
+
     def attach(self, sock: socket.socket | None) -> None:
         """Watch `sock` for the call this thread is making (if any)."""
         deadline = getattr(_current, "deadline", None)
@@ -266,8 +278,18 @@ class _Watchdog:
 
 _current = threading.local()
 _watchdog = _Watchdog()
-# A forked worker has no watchdog thread, and may have been forked while its lock was held.
-os.register_at_fork(after_in_child=_watchdog.__init__)
+
+
+def _after_fork() -> None:
+    # A forked worker has no watchdog thread, may have been forked while a lock was held, and
+    # must not share its parent's pooled connections (gunicorn's preload_app forks after import).
+    global _http, _http_lock
+    _watchdog.__init__()
+    _http = None
+    _http_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class _WatchedHTTPConnection(HTTPConnection):
@@ -419,7 +441,8 @@ def _exchange(
             raise requests.exceptions.ReadTimeout() from exc  # slow, not cut: never retried
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             raise requests.exceptions.ChunkedEncodingError() from exc
-        response.raw.release_conn()  # read to the end: the connection may serve the next call
+        if _watchdog.detach(deadline):
+            response.raw.release_conn()  # read to the end: it may serve the next call
         return response.status_code, content_type, content
     finally:
         response.close()

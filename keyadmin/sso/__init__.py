@@ -13,7 +13,8 @@ Layers, each importing only those above it:
 
 1. `mode` (which mode, its issuer), `http`, `jwks`, `sources`, `backends`, `bridge_key`, `config`;
 2. `staff` (identity to user), `roles` (groups to roles, pure);
-3. `bridge` and `oidc` (they use the audit trail and the App Services connection);
+3. `bridge`, `oidc` and `actfor` (they use the audit trail, the App Services connection and
+   the app registry);
 4. `session` (open and end staff sessions), then `access` (the guards views wear);
 5. `middleware`, `views`, `forms`, `urls`.
 

@@ -94,3 +94,18 @@ def test_the_debug_page_of_an_upstream_failure_shows_no_credential(
     searched = [page, html.unescape(page)]
     for secret in [user_credentials[1], refresh_token, stored, *secrets_seen]:
         assert all(secret not in text for text in searched), f"{path}: {secret[:6]}… shown"
+
+
+def test_an_identity_proxys_signed_header_is_hidden_in_error_reports(rf):
+    jwt_like = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzYW0ifQ.c2lnbmF0dXJl"
+    request = rf.get(
+        "/keys/",
+        HTTP_CF_ACCESS_JWT_ASSERTION=jwt_like,
+        HTTP_X_GOOG_IAP_JWT_ASSERTION=jwt_like,
+        HTTP_X_POMERIUM_JWT_ASSERTION=jwt_like,
+    )
+
+    meta = ReporterFilter().get_safe_request_meta(request)
+
+    assert jwt_like not in repr(meta)
+    assert meta["HTTP_CF_ACCESS_JWT_ASSERTION"] == ReporterFilter.cleansed_substitute

@@ -147,8 +147,8 @@ def test_the_block_ends_with_the_window_and_the_next_one_is_longer(
     assert password_post(client, email, password).status_code == 302
 
 
-def test_a_success_resets_the_target_and_staff_counters(client, emulator, user_credentials, limits):
-    limits.KEYADMIN_SIGNIN_STAFF_LIMIT = 3
+def test_a_success_resets_the_target_counter(client, emulator, user_credentials, limits):
+    limits.KEYADMIN_SIGNIN_TARGET_LIMIT = 3
     sign_in_staff(client)
     email, password = user_credentials
     for n in range(2):
@@ -160,6 +160,25 @@ def test_a_success_resets_the_target_and_staff_counters(client, emulator, user_c
     # After the success, three more attempts reach App Services before the next block.
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert password_post(client, email, password).status_code == 429
+
+
+def test_a_good_credential_of_ones_own_does_not_clear_the_staff_count(
+    client, emulator, user_credentials, limits
+):
+    limits.KEYADMIN_SIGNIN_STAFF_LIMIT = 4
+    sign_in_staff(client)
+    emulator.reset_stats()
+    statuses = []
+    for round_ in range(5):
+        statuses += [
+            password_post(client, f"r{round_}-{n}@example.com", "guess").status_code
+            for n in range(3)
+        ]
+        password_post(client, *user_credentials)  # a sign-in that works, between guesses
+
+    # The successes give back only their own attempt: the guesses still add up to the limit.
+    assert statuses.count(200) == 4
+    assert statuses[4:] == [429] * 11
 
 
 def test_the_staff_member_is_limited_across_targets(client, emulator, limits):

@@ -1,9 +1,9 @@
 """keyadmin's imports point one way: no module imports, directly or through others, itself.
 
-The layers (keyadmin/sso/__init__.py and README "How it is built"): models and the cross-cutting
-modules, then appservices, sso (mode, sources, staff, roles), audit, sso (bridge, oidc, session,
-access), keys, then views, middleware and the URLconf. An import inside a function counts the
-same as one at the top, so a cycle cannot hide in one; none is needed anywhere.
+What this checks is the absence of cycles, which is what the layering (keyadmin/sso/__init__.py,
+README "How it is built") exists for; the order of the layers itself is documented, not
+enforced here. An import inside a function counts the same as one at the top, so a cycle cannot
+hide in one, and none is allowed anywhere.
 """
 
 from __future__ import annotations

@@ -165,3 +165,14 @@ def test_the_logging_setting():
     assert plain["formatters"]["keyadmin"]["()"] is PlainFormatter
     assert plain["loggers"]["keyadmin"]["level"] == "INFO"
     assert logging_config("DEBUG", "json")["formatters"]["keyadmin"]["()"] is JsonFormatter
+
+
+def test_a_secret_cut_by_the_length_limit_is_still_redacted():
+    # Earlier tokens shrink to "[redacted]", so a secret cut at the first bound moves into view.
+    secret = "A" * 64
+    path = "/" + ("B" * 60 + "/") * 6 + secret + "/tail"
+
+    cleaned = clean_path(path, limit=200)
+
+    assert "AAAAAAAAAAAAAAAAAAAA" not in cleaned
+    assert len(cleaned) <= 200
