@@ -29,7 +29,13 @@ from keyadmin.appservices.connection import (
     get_connection,
 )
 from keyadmin.keys.forms import SIGN_IN_FORMS, EmailPasswordForm
-from keyadmin.keys.guards import HtmxHttpRequest, check_binding, end_acting, upstream_errors
+from keyadmin.keys.guards import (
+    HtmxHttpRequest,
+    check_binding,
+    end_acting,
+    replaced_acting,
+    upstream_errors,
+)
 from keyadmin.redact import for_audit
 from keyadmin.sso import actfor, bridge
 from keyadmin.sso.access import role_required, staff_required
@@ -157,6 +163,7 @@ def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
         throttle.begin(request, attempt)
     except throttle.Throttled as refused:
         return _throttled(request, form, refused)
+    previous = get_connection(request)
     try:
         connection = connect(request, form.provider, form.credentials(), app)
     except (appservices.UpstreamUnavailable, appservices.HostNotAllowed):
@@ -165,6 +172,7 @@ def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
         throttle.abandoned(attempt)
         raise
     throttle.succeeded(attempt)
+    replaced_acting(request, previous)
     audit.record(request, "appservices-signin", audit.OK, detail=form.provider)
     messages.success(
         request,
@@ -246,7 +254,9 @@ def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
         ends_at=int(time.time()) + minutes * 60,
         staff_subject=staff.subject,
     )
+    previous = get_connection(request)
     connection = connect_acting(request, app, token, acting)
+    replaced_acting(request, previous)
     detail = f"{minutes} min"
     if connection.acting.new_user:
         detail += "; new user created by this sign-in"

@@ -167,15 +167,27 @@ def end_acting(request: HttpRequest, why: str) -> Connection | None:
     connection = get_connection(request)
     if connection is None or connection.acting is None:
         return None
-    about = {
+    disconnect(request)
+    audit.record(request, "act-for-end", audit.OK, detail=why, about=acting_about(connection))
+    return connection
+
+
+def acting_about(connection: Connection) -> dict[str, str]:
+    """The audit fields of an act-for connection no longer (or not yet) in the session."""
+    acting = connection.acting
+    return {
         "appservices_user_id": connection.user_id,
         "app_id": connection.app_id,
-        "acting_for": connection.acting.customer_id,
-        "ticket": connection.acting.ticket,
+        "acting_for": acting.customer_id if acting else "",
+        "ticket": acting.ticket if acting else "",
     }
-    disconnect(request)
-    audit.record(request, "act-for-end", audit.OK, detail=why, about=about)
-    return connection
+
+
+def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
+    """After a new sign-in replaced an act-for connection (revoked by `connect`): its end row."""
+    if previous is not None and previous.acting is not None:
+        about = acting_about(previous)
+        audit.record(request, "act-for-end", audit.OK, detail="replaced by a sign-in", about=about)
 
 
 def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):

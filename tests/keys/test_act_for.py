@@ -294,3 +294,19 @@ def test_no_customer_id_ticket_or_token_in_any_log_line(client, on_shop, known_c
     assert customer not in text
     assert "SUP-31337" not in text
     assert "eyJ" not in text and SECRET not in text
+
+
+def test_acting_for_another_customer_ends_the_first_with_its_own_row(
+    client, on_shop, known_customers
+):
+    sign_in_staff(client)
+    first, second = customer_id(), customer_id()
+    act_for(client, "shop", first, "SUP-1")
+    hostname, refresh = stored_refresh_token(client)
+
+    act_for(client, "shop", second, "SUP-2")
+
+    assert not still_valid(hostname, refresh)
+    end = AuditEvent.objects.get(action="act-for-end")
+    assert (end.acting_for, end.ticket, end.detail) == (first, "SUP-1", "replaced by a sign-in")
+    assert client.session["appservices"]["acting"]["customer_id"] == second
