@@ -222,7 +222,7 @@ def _act_for_failed(request: HtmxHttpRequest, error: appservices.AppServicesErro
 @require_POST
 @never_cache
 @role_required(ACT_FOR)
-@upstream_errors(_act_for_failed, "act-for-start")
+@upstream_errors(_act_for_failed)
 @sensitive_variables("token")
 def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
     """Check everything, mint one Custom JWT, sign in with it once: one upstream request."""
@@ -255,7 +255,16 @@ def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
         staff_subject=staff.subject,
     )
     previous = get_connection(request)
-    connection = connect_acting(request, app, token, acting)
+    try:
+        connection = connect_acting(request, app, token, acting)
+    except appservices.AppServicesError as error:
+        # The row names the app and customer tried, not the connection (if any) still kept.
+        about = {"app_id": app.app_id, "acting_for": customer_id, "ticket": ticket}
+        detail = type(error).__name__
+        audit.record(
+            request, "act-for-start", audit.FAILED, status=error.status, detail=detail, about=about
+        )
+        raise
     replaced_acting(request, previous)
     detail = f"{minutes} min"
     if connection.acting.new_user:

@@ -256,13 +256,16 @@ def test_a_provider_that_refuses_the_token_is_explained(client, shop, settings):
     settings.KEYADMIN_APPS = (act_for_app(shop, "shop", jwt_audience="another-audience"),)
     assert wrong.jwt_audience == "shop-abcde"
     sign_in_staff(client)
+    customer = customer_id()
 
-    response = act_for(client, "shop", customer_id())
+    response = act_for(client, "shop", customer, "SUP-5")
 
     assert response.status_code == 200
     assert "Custom JWT provider refused" in response.content.decode()
     assert "appservices" not in client.session
-    assert AuditEvent.objects.get(action="act-for-start").outcome == "failed"
+    row = AuditEvent.objects.get(action="act-for-start")
+    assert (row.outcome, row.detail) == ("failed", "SignInTokenRefused")
+    assert (row.app_id, row.acting_for, row.ticket) == ("shop-abcde", customer, "SUP-5")
 
 
 def test_a_customer_id_nobody_had_is_reported_as_new(client, on_shop):
