@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from keyadmin.appservices import AppServices
 from keyadmin.appservices import connection as connection_module
+from keyadmin.keys.guards import binding_claims, check_binding, form_binding
 from keyadmin.models import AuditEvent
 from tests.keys.actfor_support import (
     END_URL,
@@ -313,3 +315,21 @@ def test_acting_for_another_customer_ends_the_first_with_its_own_row(
     end = AuditEvent.objects.get(action="act-for-end")
     assert (end.acting_for, end.ticket, end.detail) == (first, "SUP-1", "replaced by a sign-in")
     assert client.session["appservices"]["acting"]["customer_id"] == second
+
+
+def test_the_form_binding_tells_acting_from_a_normal_connection_of_the_same_user():
+    """A staff member's own bridge user and a customer could share a user id: never confused."""
+    own = SimpleNamespace(app_id="shop-abcde", user_id="u1", label="me", acting=None)
+    acting = SimpleNamespace(
+        app_id="shop-abcde", user_id="u1", label="cus_a", acting=SimpleNamespace(customer_id="u1")
+    )
+
+    assert binding_claims(own) != binding_claims(acting)
+    request = SimpleNamespace(
+        method="POST", POST={"bound_to": form_binding(own)}, connection=acting
+    )
+    assert check_binding(request) is not None
+    request.POST = {"bound_to": form_binding(acting)}
+    assert check_binding(request) is None
+    request.connection = own
+    assert check_binding(request) is not None
