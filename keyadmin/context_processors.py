@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest
 
+from keyadmin.appservices.apps import default_app
 from keyadmin.appservices.connection import get_connection
+from keyadmin.keys.guards import ends_at_text, form_binding
 from keyadmin.sso.mode import dev_sign_in_enabled
-from keyadmin.sso.roles import AUDITOR, OPERATOR, VIEWER, roles_of
+from keyadmin.sso.roles import AUDITOR, OPERATOR, VIEWER, roles_of, roles_of_on_app
 from keyadmin.sso.session import display_name
 
 
 def keyadmin(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     signed_in = user is not None and user.is_authenticated
-    held = roles_of(user)
+    # Views behind appservices_required already decrypted it; do not do it twice.
+    connection = (
+        (getattr(request, "connection", None) or get_connection(request)) if signed_in else None
+    )
+    # On a connected page, the roles held on its app (the app's own role groups narrow them).
+    held = roles_of_on_app(user, connection.app) if connection is not None else roles_of(user)
+    acting = connection.acting if connection is not None else None
     return {
         "dev_sign_in": dev_sign_in_enabled(),
         "staff_name": display_name(user) if signed_in else "",
-        # Views behind appservices_required already decrypted it; do not do it twice.
-        "connection": (getattr(request, "connection", None) or get_connection(request))
-        if signed_in
-        else None,
-        "app_id": settings.APPSERVICES_APP_ID,
+        "connection": connection,
+        "acting_ends_at": ends_at_text(acting.ends_at) if acting else "",
+        "acting_binding": form_binding(connection) if acting else "",
+        "app_id": connection.app_id if connection is not None else default_app().app_id,
         "roles": held,
         "can_view": VIEWER in held,
         "can_operate": OPERATOR in held,

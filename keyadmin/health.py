@@ -29,6 +29,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from keyadmin import appservices
+from keyadmin.appservices.apps import default_app
 from keyadmin.audit import client_address
 from keyadmin.origins import is_loopback
 
@@ -62,7 +63,7 @@ def _database() -> bool:
 
 def _appservices() -> bool:
     try:
-        appservices.AppServices().check_location()
+        appservices.AppServices(default_app()).check_location()  # the first app listed
         return True
     except appservices.AppServicesError as exc:
         logger.warning(

@@ -72,6 +72,8 @@ class AuditEvent(models.Model):
         AUDIT_EXPORT = "audit-export", _("Audit export")
         DENIED = "denied", _("Refused (role)")
         THROTTLED = "throttled", _("Sign-ins throttled")
+        ACT_FOR_START = "act-for-start", _("Act for a customer: start")
+        ACT_FOR_END = "act-for-end", _("Act for a customer: end")
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=32, db_index=True, choices=Action.choices)
@@ -81,6 +83,10 @@ class AuditEvent(models.Model):
     staff_subject = models.CharField(max_length=255, blank=True, db_index=True)
     staff_name = models.CharField(max_length=200, blank=True)
     appservices_user_id = models.CharField(max_length=64, blank=True)
+    # The App Services app id the row is about; while acting for a customer, who and why.
+    app_id = models.CharField(max_length=64, blank=True, db_index=True)
+    acting_for = models.CharField(max_length=255, blank=True, db_index=True)
+    ticket = models.CharField(max_length=255, blank=True, db_index=True)
     key_id = models.CharField(max_length=24, blank=True, db_index=True)
     key_name = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(max_length=64, blank=True)

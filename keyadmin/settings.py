@@ -302,6 +302,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "keyadmin.sso.middleware.staff_identity",
+    # After staff_identity and messages: an act-for time box past its end is ended (revoked,
+    # audited once) before any view shows the customer's keys.
+    "keyadmin.keys.guards.acting_time_box",
 ]
 
 ROOT_URLCONF = "keyadmin.urls"

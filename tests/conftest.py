@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from keyadmin.emulator.process import EmulatorProcess
-from tests.support import FormClient
+from tests.support import FormClient, point_keyadmin_at
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID = os.environ["APPSERVICES_APP_ID"]
@@ -57,13 +57,11 @@ def client() -> FormClient:
 def _point_keyadmin_at_emulator(request, settings):
     """Every test's keyadmin talks to the session's local server, with no faults left over."""
     if "emulator" not in request.fixturenames and not request.node.get_closest_marker("browser"):
-        settings.APPSERVICES_BASE_URL = "http://127.0.0.1:9"  # nothing listens: fail loudly
-        settings.APPSERVICES_ALLOWED_HOSTS = ["127.0.0.1"]
+        point_keyadmin_at(settings, "http://127.0.0.1:9")  # nothing listens: fail loudly
         yield
         return
     emulator = request.getfixturevalue("emulator")
-    settings.APPSERVICES_BASE_URL = emulator.url
-    settings.APPSERVICES_ALLOWED_HOSTS = ["127.0.0.1"]
+    point_keyadmin_at(settings, emulator.url)
     yield
     emulator.clear_faults()
     emulator.set_latency(0)

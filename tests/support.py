@@ -12,6 +12,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
+from keyadmin import appsfile
 from keyadmin.appservices.connection import SESSION_KEY
 from keyadmin.keys.guards import BINDING_FIELD, BINDING_HEADER, form_binding
 from tests.sso.staff import provision_staff
@@ -85,7 +86,9 @@ def current_binding(client) -> str:
     stored = client.session.get(SESSION_KEY)
     if not isinstance(stored, dict):
         return ""
-    return form_binding(SimpleNamespace(**stored))
+    acting = stored.get("acting")
+    acting = SimpleNamespace(**acting) if isinstance(acting, dict) else None
+    return form_binding(SimpleNamespace(**{**stored, "acting": acting}))
 
 
 class FormClient(Client):
@@ -114,3 +117,18 @@ def rendered_fields(html: str, form_id: str | None = None) -> dict[str, str]:
         html = html.split(f'id="{form_id}"', 1)[1]
     form = html.split("</form>", 1)[0]
     return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+
+
+def point_keyadmin_at(settings, base_url: str, allowed_hosts: list[str] | None = None) -> None:
+    """Serve the single app of the APPSERVICES_* settings at `base_url`, as without an apps file."""
+    hosts = allowed_hosts or ["127.0.0.1"]
+    settings.APPSERVICES_BASE_URL = base_url
+    settings.APPSERVICES_ALLOWED_HOSTS = hosts
+    settings.KEYADMIN_APPS = (
+        appsfile.single_app(
+            base_url=base_url,
+            app_id=settings.APPSERVICES_APP_ID,
+            allowed_hosts=hosts,
+            bridge_audience=settings.KEYADMIN_BRIDGE_AUDIENCE,
+        ),
+    )

@@ -59,6 +59,7 @@ from keyadmin.appservices.errors import (
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
+from keyadmin.appsfile import AppConfig
 
 logger = logging.getLogger("keyadmin.appservices")
 
@@ -354,22 +355,31 @@ def forget_locations() -> None:
         _locations.clear()
 
 
-def check_origin(url: str) -> str:
-    """Return `scheme://host[:port]` of `url` if tokens may be sent there, else raise."""
-    if origins.origin_problem(url, settings.APPSERVICES_ALLOWED_HOSTS):
+def _allowed(allowed_hosts: tuple[str, ...] | list[str] | None) -> tuple[str, ...] | list[str]:
+    return settings.APPSERVICES_ALLOWED_HOSTS if allowed_hosts is None else allowed_hosts
+
+
+def check_origin(url: str, allowed_hosts: tuple[str, ...] | list[str] | None = None) -> str:
+    """Return `scheme://host[:port]` of `url` if tokens may be sent there, else raise.
+
+    `allowed_hosts`: the app's allowlist (None: APPSERVICES_ALLOWED_HOSTS, the single app's).
+    """
+    if origins.origin_problem(url, _allowed(allowed_hosts)):
         raise HostNotAllowed()
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def check_location_origin(url: str, base_url: str) -> str:
+def check_location_origin(
+    url: str, base_url: str, allowed_hosts: tuple[str, ...] | list[str] | None = None
+) -> str:
     """`check_origin` for an origin a location answer named: same scheme and port as
-    `base_url` too, unless APPSERVICES_ALLOWED_HOSTS lists that origin itself."""
-    problem = origins.location_problem(url, base_url, settings.APPSERVICES_ALLOWED_HOSTS)
+    `base_url` too, unless the allowlist names that origin itself."""
+    problem = origins.location_problem(url, base_url, _allowed(allowed_hosts))
     if problem:
         logger.warning("the location answer %s", problem)
         raise HostNotAllowed()
-    return check_origin(url)
+    return check_origin(url, allowed_hosts)
 
 
 def _connection_never_made(exc: requests.ConnectionError) -> bool:
@@ -689,9 +699,22 @@ def _login_route(provider: str) -> str:
 
 
 class AppServices:
-    """App-scoped calls: where the app lives, and signing a user in."""
+    """App-scoped calls: where the app lives, and signing a user in.
 
-    def __init__(self, base_url: str | None = None, app_id: str | None = None) -> None:
+    `app` (an AppConfig) gives the base URL, app id and allowlist; without it, the single app of
+    the APPSERVICES_* settings (or the `base_url` / `app_id` given).
+    """
+
+    def __init__(
+        self,
+        app: AppConfig | None = None,
+        *,
+        base_url: str | None = None,
+        app_id: str | None = None,
+    ) -> None:
+        if app is not None:
+            base_url, app_id = app.base_url, app.app_id
+        self.allowed_hosts = tuple(app.allowed_hosts) if app is not None else None
         self.base_url = (base_url or settings.APPSERVICES_BASE_URL).rstrip("/")
         self.app_id = app_id or settings.APPSERVICES_APP_ID
         if not self.app_id:
@@ -706,22 +729,27 @@ class AppServices:
         cache_key = (self.base_url, self.app_id)
         with _locations_lock:
             cached = _locations.get(cache_key)
-        origin = check_origin(self.base_url)
+        origin = check_origin(self.base_url, self.allowed_hosts)
         if cached:
-            return check_location_origin(cached, origin)  # the allowlist may have changed
+            # The allowlist may have changed.
+            return check_location_origin(cached, origin, self.allowed_hosts)
         data = _call(
             "GET", origin, f"{self._app_path}/location", route="GET /app/{app}/location", retry=True
         )
-        hostname = check_location_origin(_expect(data, "hostname")["hostname"].rstrip("/"), origin)
+        hostname = check_location_origin(
+            _expect(data, "hostname")["hostname"].rstrip("/"), origin, self.allowed_hosts
+        )
         with _locations_lock:
             _locations[cache_key] = hostname
         return hostname
 
     def check_location(self) -> str:
         """Ask where this app lives now, past the cache, without a retry (readiness checks)."""
-        origin = check_origin(self.base_url)
+        origin = check_origin(self.base_url, self.allowed_hosts)
         data = _call("GET", origin, f"{self._app_path}/location", route="GET /app/{app}/location")
-        return check_location_origin(_expect(data, "hostname")["hostname"].rstrip("/"), origin)
+        return check_location_origin(
+            _expect(data, "hostname")["hostname"].rstrip("/"), origin, self.allowed_hosts
+        )
 
     @sensitive_variables()
     def login(self, provider: str, credentials: dict[str, str]) -> Tokens:
@@ -769,10 +797,17 @@ class UserSession:
     """
 
     @sensitive_variables()
-    def __init__(self, hostname: str, refresh_token: str, access_token: str | None = None) -> None:
+    def __init__(
+        self,
+        hostname: str,
+        refresh_token: str,
+        access_token: str | None = None,
+        allowed_hosts: tuple[str, ...] | None = None,
+    ) -> None:
         self.hostname = hostname
         self._refresh_token = refresh_token
         self._access_token = access_token
+        self.allowed_hosts = allowed_hosts  # the app's allowlist; None: APPSERVICES_ALLOWED_HOSTS
 
     def __repr__(self) -> str:
         return f"UserSession({self.hostname})"
@@ -780,7 +815,7 @@ class UserSession:
     def _keys_call(self, method: str, path: str, route: str, **kwargs: Any) -> Any:
         return _call(
             method,
-            check_origin(self.hostname),
+            check_origin(self.hostname, self.allowed_hosts),
             _CLIENT_ROOT + path,
             route=route,
             token=self._refresh_token,
@@ -792,7 +827,7 @@ class UserSession:
             self._access_token = self.refresh()
         data = _call(
             "GET",
-            check_origin(self.hostname),
+            check_origin(self.hostname, self.allowed_hosts),
             f"{_CLIENT_ROOT}/auth/profile",
             route="GET /auth/profile",
             token=self._access_token,

@@ -8,6 +8,7 @@ manage the user's keys). Nothing but this module reads or writes them.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -17,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from keyadmin import appservices
+from keyadmin.appservices.apps import AppConfig, all_apps, app_for_id, default_app
 
 logger = logging.getLogger("keyadmin.connection")
 
@@ -27,7 +29,30 @@ PROVIDERS_WITHOUT_KEYS = frozenset({"anon-user", "api-key"})
 
 
 @dataclass(frozen=True)
+class Acting:
+    """A staff member acting for a customer: who, why, until when (epoch seconds), by whom."""
+
+    customer_id: str
+    ticket: str
+    ends_at: int
+    staff_subject: str
+    new_user: bool = False  # the sign-in created this App Services user (a mistyped id?)
+
+    def as_dict(self) -> dict:
+        return {
+            "customer_id": self.customer_id,
+            "ticket": self.ticket,
+            "ends_at": self.ends_at,
+            "staff_subject": self.staff_subject,
+            "new_user": self.new_user,
+        }
+
+
+@dataclass(frozen=True)
 class Connection:
+    """`app_key` names the AppConfig (keyadmin.appservices.apps) this session is in; `acting` is
+    set when a staff member acts for a customer (never for their own or a typed-in user)."""
+
     app_id: str
     hostname: str
     user_id: str
@@ -36,12 +61,31 @@ class Connection:
     label: str
     can_manage_keys: bool
     _refresh_token: str = field(repr=False)
+    app_key: str = ""
+    acting: Acting | None = None
 
     def __repr__(self) -> str:
         return f"Connection({self.user_id} via {self.provider} at {self.hostname})"
 
+    @property
+    def app(self) -> AppConfig:
+        return _app_of(self.app_key, self.app_id)
+
     def client(self) -> appservices.UserSession:
-        return appservices.UserSession(self.hostname, self._refresh_token)
+        return appservices.UserSession(
+            self.hostname, self._refresh_token, allowed_hosts=self.app.allowed_hosts
+        )
+
+
+def _app_of(app_key: str, app_id: str) -> AppConfig:
+    for candidate in all_apps():
+        if candidate.key == app_key and candidate.app_id == app_id:
+            return candidate
+    if not app_key:  # stored before keyadmin knew several apps
+        found = app_for_id(app_id)
+        if found is not None:
+            return found
+    raise KeyError(app_key)  # the app is no longer configured: the connection is unusable
 
 
 def _fernet() -> MultiFernet:
@@ -60,37 +104,105 @@ def _label(provider: str, profile: appservices.Profile) -> str:
     return profile.email or profile.name or profile.user_id
 
 
+def app_of_session(request: HttpRequest) -> AppConfig | None:
+    """The app the stored connection is in (None: no connection, or an app no longer listed)."""
+    stored = request.session.get(SESSION_KEY)
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return _app_of(str(stored.get("app_key", "")), str(stored.get("app_id", "")))
+    except KeyError:
+        return None
+
+
 @sensitive_variables()
-def connect(request: HttpRequest, provider: str, credentials: dict[str, str]) -> Connection:
+def connect(
+    request: HttpRequest,
+    provider: str,
+    credentials: dict[str, str],
+    app: AppConfig | None = None,
+) -> Connection:
     """Sign in to App Services and remember the session; raises `AppServicesError`.
 
     A session this one replaces is revoked upstream once the new one works: its refresh token
     must not stay valid (for up to 60 days) after keyadmin has forgotten it. A failed sign-in
     leaves the current session as it was.
     """
-    previous = get_connection(request)
-    app = appservices.AppServices()
-    tokens = app.login(provider, credentials)
+    app = app or default_app()
+    client = appservices.AppServices(app)
+    tokens = client.login(provider, credentials)
     profile = appservices.UserSession(
-        tokens.hostname, tokens.refresh_token, tokens.access_token
+        tokens.hostname, tokens.refresh_token, tokens.access_token, app.allowed_hosts
     ).profile()
     can_manage = provider not in PROVIDERS_WITHOUT_KEYS and profile.type == "normal"
+    _remember(request, app, tokens, provider, profile.email, _label(provider, profile), can_manage)
+    return get_connection(request)
+
+
+@sensitive_variables()
+def connect_acting(request: HttpRequest, app: AppConfig, token: str, acting: Acting) -> Connection:
+    """Sign in as a customer with a Custom JWT: exactly one upstream request (the login).
+
+    The profile is not fetched: the login's answer names the user, and the customer id is the
+    label. `acting.new_user` is worked out by the caller from the user id the answer carries.
+    """
+    tokens = appservices.AppServices(app).login("custom-token", {"token": token})
+    _remember(
+        request,
+        app,
+        tokens,
+        "custom-token",
+        None,
+        acting.customer_id,
+        True,
+        acting=replace_new_user(acting, tokens.user_id),
+    )
+    return get_connection(request)
+
+
+NEW_USER_SECONDS = 10
+
+
+def replace_new_user(acting: Acting, user_id: str) -> Acting:
+    """`acting` with `new_user` set when the user id (an ObjectId, whose first 8 hex digits are
+    its creation time) was made within NEW_USER_SECONDS of now: by this very sign-in."""
+    try:
+        created = int(user_id[:8], 16)
+    except ValueError:
+        return acting
+    new = abs(time.time() - created) <= NEW_USER_SECONDS
+    return Acting(**{**acting.as_dict(), "new_user": new})
+
+
+@sensitive_variables()
+def _remember(
+    request: HttpRequest,
+    app: AppConfig,
+    tokens: appservices.Tokens,
+    provider: str,
+    email: str | None,
+    label: str,
+    can_manage: bool,
+    acting: Acting | None = None,
+) -> None:
+    previous = get_connection(request)
     request.session.cycle_key()  # a new privilege level gets a new session id
     request.session[SESSION_KEY] = {
+        "app_key": app.key,
         "app_id": app.app_id,
         "hostname": tokens.hostname,
         "user_id": tokens.user_id,
         "provider": provider,
-        "email": profile.email,
-        "label": _label(provider, profile),
+        "email": email,
+        "label": label,
         "can_manage_keys": can_manage,
+        "acting": acting.as_dict() if acting is not None else None,
         # Only the refresh token is kept: every key call uses it, and an access token would
         # only widen what a stolen session row could do.
         "refresh": _fernet().encrypt(tokens.refresh_token.encode()).decode(),
     }
     if previous is not None:
-        _revoke(previous.hostname, previous._refresh_token)
-    return get_connection(request)
+        _revoke(previous.hostname, previous._refresh_token, previous.app.allowed_hosts)
 
 
 @sensitive_variables()
@@ -100,7 +212,11 @@ def get_connection(request: HttpRequest) -> Connection | None:
         return None
     try:
         refresh = _fernet().decrypt(stored["refresh"].encode()).decode()
+        app = _app_of(str(stored.get("app_key", "")), stored["app_id"])
+        acting = stored.get("acting")
         return Connection(
+            app_key=app.key,
+            acting=Acting(**acting) if isinstance(acting, dict) else None,
             app_id=stored["app_id"],
             hostname=stored["hostname"],
             user_id=stored["user_id"],
@@ -111,7 +227,8 @@ def get_connection(request: HttpRequest) -> Connection | None:
             _refresh_token=refresh,
         )
     except (KeyError, TypeError, InvalidToken):
-        # Written under a key no longer configured, or damaged: sign in again.
+        # Written under a key no longer configured, for an app no longer listed, or damaged:
+        # sign in again.
         forget(request)
         return None
 
@@ -126,7 +243,7 @@ def disconnect(request: HttpRequest) -> None:
     connection = get_connection(request)
     forget(request)
     if connection is not None:
-        _revoke(connection.hostname, connection._refresh_token)
+        _revoke(connection.hostname, connection._refresh_token, connection.app.allowed_hosts)
 
 
 @sensitive_variables()
@@ -142,16 +259,17 @@ def revoke_stored(session_data: dict) -> bool:
     try:
         refresh = _fernet().decrypt(stored["refresh"].encode()).decode()
         hostname = stored["hostname"]
+        app = _app_of(str(stored.get("app_key", "")), stored["app_id"])
     except (KeyError, TypeError, AttributeError, InvalidToken):
         logger.warning("a stored App Services token cannot be read; it is dropped unrevoked")
         return False
-    return _revoke(hostname, refresh)
+    return _revoke(hostname, refresh, app.allowed_hosts)
 
 
 @sensitive_variables()
-def _revoke(hostname: str, refresh_token: str) -> bool:
+def _revoke(hostname: str, refresh_token: str, allowed_hosts: tuple[str, ...]) -> bool:
     try:
-        appservices.UserSession(hostname, refresh_token).logout()
+        appservices.UserSession(hostname, refresh_token, allowed_hosts=allowed_hosts).logout()
     except appservices.AppServicesError as exc:
         logger.warning("App Services sign-out failed (%s); the token is forgotten here", exc.status)
         return False

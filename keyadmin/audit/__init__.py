@@ -87,14 +87,29 @@ def _who(request: HttpRequest, identity: StaffIdentity | None) -> dict[str, str]
     }
 
 
-def _appservices_user(request: HttpRequest) -> str:
+def _appservices_user(request: HttpRequest) -> dict[str, str]:
+    """The App Services user, app and (while acting for a customer) customer and ticket."""
     connection = getattr(request, "connection", None)
     if connection is not None:
-        return str(connection.user_id)[:64]
+        acting = connection.acting
+        return {
+            "appservices_user_id": str(connection.user_id)[:64],
+            "app_id": str(connection.app_id)[:64],
+            "acting_for": acting.customer_id[:255] if acting else "",
+            "ticket": acting.ticket[:255] if acting else "",
+        }
     session = getattr(request, "session", None)
     stored = session.get(SESSION_KEY) if session is not None else None
-    # Only the user id is read: the encrypted token in the same dict is never touched here.
-    return str(stored.get("user_id", ""))[:64] if isinstance(stored, dict) else ""
+    if not isinstance(stored, dict):
+        return {"appservices_user_id": "", "app_id": "", "acting_for": "", "ticket": ""}
+    # Only these are read: the encrypted token in the same dict is never touched here.
+    acting = stored.get("acting") if isinstance(stored.get("acting"), dict) else {}
+    return {
+        "appservices_user_id": str(stored.get("user_id", ""))[:64],
+        "app_id": str(stored.get("app_id", ""))[:64],
+        "acting_for": str(acting.get("customer_id", ""))[:255],
+        "ticket": str(acting.get("ticket", ""))[:255],
+    }
 
 
 def record(
@@ -107,8 +122,13 @@ def record(
     key_name: str | None = None,
     detail: str = "",
     identity: StaffIdentity | None = None,
+    about: dict[str, str] | None = None,
 ) -> AuditEvent | None:
-    """Append one event. `identity` names the actor when nobody is signed in (a refusal)."""
+    """Append one event. `identity` names the actor when nobody is signed in (a refusal).
+
+    The app, customer and ticket come from the connection; `about` names them instead when the
+    row is about a connection not (or no longer) in the session: a refused or ended act-for.
+    """
     if action not in AuditEvent.Action.values:
         raise ValueError(f"unknown audit action {action!r}")
     if outcome not in AuditEvent.Outcome.values:
@@ -118,7 +138,7 @@ def record(
         action=action,
         outcome=outcome,
         status=status if isinstance(status, int) and 0 <= status < 1000 else None,
-        appservices_user_id=_appservices_user(request),
+        **(about if about is not None else _appservices_user(request)),
         key_id=key_id if isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) else "",
         key_name=for_audit(key_name, 64, opaque_too=False),
         request_id=str(getattr(request, "request_id", ""))[:64],

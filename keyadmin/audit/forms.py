@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from keyadmin.appservices.apps import all_apps
 from keyadmin.forms import QUIET
 from keyadmin.models import AuditEvent
 
@@ -38,12 +39,33 @@ class AuditFilterForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", **QUIET}),
         help_text=_("Key id, or part of the key name."),
     )
+    app = forms.ChoiceField(label=_("App"), required=False)
+    customer = forms.CharField(
+        label=_("Customer acted for"),
+        required=False,
+        max_length=255,
+        widget=forms.TextInput(attrs={"autocomplete": "off", **QUIET}),
+        help_text=_("The exact customer id."),
+    )
+    ticket = forms.CharField(
+        label=_("Ticket"),
+        required=False,
+        max_length=255,
+        widget=forms.TextInput(attrs={"autocomplete": "off", **QUIET}),
+        help_text=_("The ticket reference, or part of it."),
+    )
     since = forms.DateField(
         label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     until = forms.DateField(
         label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The configured apps (rows of an app since removed stay in the unfiltered trail).
+        known = {app.app_id: f"{app.name} ({app.app_id})" for app in all_apps()}
+        self.fields["app"].choices = [("", _("Any")), *known.items()]
 
     def filter(self, events: QuerySet) -> QuerySet:
         if not self.is_bound or not self.is_valid():
@@ -57,6 +79,12 @@ class AuditFilterForm(forms.Form):
             events = events.filter(action=data["action"])
         if data["outcome"]:
             events = events.filter(outcome=data["outcome"])
+        if data["app"]:
+            events = events.filter(app_id=data["app"])
+        if data["customer"]:
+            events = events.filter(acting_for=data["customer"].strip())
+        if data["ticket"]:
+            events = events.filter(ticket__icontains=data["ticket"].strip())
         if data["key"]:
             events = events.filter(Q(key_id=data["key"]) | Q(key_name__icontains=data["key"]))
         zone = timezone.get_current_timezone()

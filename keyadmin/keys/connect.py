@@ -1,6 +1,14 @@
-"""Connecting the staff session to an App Services user, and disconnecting it."""
+"""Connecting the staff session to an App Services user, acting for a customer, disconnecting.
+
+Staff pick the app (a GET `?app=<key>` when several are configured; every sign-in form posts it
+back). Acting for a customer (keyadmin.sso.actfor) starts from its own form here: every check is
+made before anything goes upstream, and starting costs exactly one upstream request, the
+custom-token login.
+"""
 
 from __future__ import annotations
+
+import time
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -11,19 +19,72 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods, require_POST
 
 from keyadmin import appservices, audit, throttle
-from keyadmin.appservices.connection import connect, disconnect
+from keyadmin.appservices import apps
+from keyadmin.appservices.apps import AppConfig
+from keyadmin.appservices.connection import (
+    Acting,
+    connect,
+    connect_acting,
+    disconnect,
+    get_connection,
+)
 from keyadmin.keys.forms import SIGN_IN_FORMS, EmailPasswordForm
-from keyadmin.keys.guards import HtmxHttpRequest, upstream_errors
-from keyadmin.sso import bridge
+from keyadmin.keys.guards import (
+    HtmxHttpRequest,
+    check_binding,
+    end_acting,
+    replaced_acting,
+    upstream_errors,
+)
+from keyadmin.redact import for_audit
+from keyadmin.sso import actfor, bridge
 from keyadmin.sso.access import role_required, staff_required
-from keyadmin.sso.roles import VIEWER
+from keyadmin.sso.roles import ACT_FOR, VIEWER, roles_of, roles_of_on_app
+from keyadmin.sso.staff import staff_of
 
 
-def _render_signin(request: HtmxHttpRequest, bound=None, error=None) -> HttpResponse:
+def _chosen_app(request: HtmxHttpRequest) -> AppConfig | None:
+    """The app named by the form or query (`app`), the connected one, else the default."""
+    key = request.POST.get("app") if request.method == "POST" else request.GET.get("app")
+    if key:
+        return apps.app(key)
+    stored = request.session.get("appservices")
+    if isinstance(stored, dict):
+        found = apps.app(str(stored.get("app_key", ""))) or apps.app_for_id(
+            str(stored.get("app_id", ""))
+        )
+        if found is not None:
+            return found
+    return apps.default_app()
+
+
+def _act_for_apps(request: HtmxHttpRequest) -> list[AppConfig]:
+    """The apps this staff member may act for customers on (role on the app, enabled there)."""
+    if ACT_FOR not in roles_of(request.user):
+        return []
+    return [
+        app
+        for app in apps.all_apps()
+        if app.act_for_enabled and ACT_FOR in roles_of_on_app(request.user, app)
+    ]
+
+
+def _render_signin(
+    request: HtmxHttpRequest,
+    bound=None,
+    error=None,
+    *,
+    act_for_error: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    chosen = _chosen_app(request) or apps.default_app()
     forms = {
         provider: bound if bound is not None and bound.provider == provider else form_class()
         for provider, form_class in SIGN_IN_FORMS.items()
     }
+    act_for_apps = _act_for_apps(request)
+    act_for_app = chosen if chosen in act_for_apps else (act_for_apps or [None])[0]
+    posted = request.POST if request.method == "POST" and "customer_id" in request.POST else {}
     context = {
         "email_form": forms["local-userpass"],
         "api_key_form": forms["api-key"],
@@ -31,8 +92,18 @@ def _render_signin(request: HtmxHttpRequest, bound=None, error=None) -> HttpResp
         # Keep "other ways" open when that is where the answer is.
         "other_open": bound is not None and bound.provider != EmailPasswordForm.provider,
         "signin_error": error,
+        "apps": apps.all_apps(),
+        "chosen_app": chosen,
+        "act_for_app": act_for_app,
+        "act_for_label": actfor.customer_label(act_for_app) if act_for_app else "",
+        "act_for_error": act_for_error,
+        "act_for_posted": {
+            "customer_id": posted.get("customer_id", ""),
+            "ticket": posted.get("ticket", ""),
+            "minutes": posted.get("minutes", ""),
+        },
     }
-    return render(request, "keyadmin/appservices-signin.html", context)
+    return render(request, "keyadmin/appservices-signin.html", context, status=status)
 
 
 def _throttled(request: HtmxHttpRequest, form, refused: throttle.Throttled) -> HttpResponse:
@@ -67,6 +138,24 @@ def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
         # After a refused SSO bridge sign-in, say why here, where the staff member lands.
         return _render_signin(request, error=bridge.take_failure(request))
     form = _bound_signin_form(request)
+    app = _chosen_app(request)
+    if app is None:
+        form.add_error(None, _("Choose one of the apps listed."))
+        return _render_signin(request, form)
+    if VIEWER not in roles_of_on_app(request.user, app):
+        audit.record(
+            request,
+            "denied",
+            audit.DENIED,
+            detail=f"appservices_signin needs the viewer role on app {app.key}",
+            about={"app_id": app.app_id},
+        )
+        form.add_error(
+            None,
+            _("You may not work on the app %(app)s: its own groups do not include yours.")
+            % {"app": app.name},
+        )
+        return _render_signin(request, form, status=403)
     if not form.is_valid():
         return _render_signin(request, form)
     attempt = throttle.appservices_signin(request, form.provider, form.credentials())
@@ -74,17 +163,20 @@ def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
         throttle.begin(request, attempt)
     except throttle.Throttled as refused:
         return _throttled(request, form, refused)
+    previous = get_connection(request)
     try:
-        connection = connect(request, form.provider, form.credentials())
+        connection = connect(request, form.provider, form.credentials(), app)
     except (appservices.UpstreamUnavailable, appservices.HostNotAllowed):
         # App Services did not judge the credentials. Any other error stays counted: a refusal
         # worded differently must not turn into a way to guess without limit.
         throttle.abandoned(attempt)
         raise
     throttle.succeeded(attempt)
+    replaced_acting(request, previous)
     audit.record(request, "appservices-signin", audit.OK, detail=form.provider)
     messages.success(
-        request, _("Connected to App Services as %(who)s.") % {"who": connection.label}
+        request,
+        _("Connected to App Services as %(who)s.") % {"who": connection.label},
     )
     return redirect("keyadmin:keys")
 
@@ -92,7 +184,125 @@ def appservices_signin(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 @staff_required
 def appservices_signout(request: HtmxHttpRequest) -> HttpResponse:
-    audit.record(request, "appservices-signout", audit.OK)  # while the user id is still known
-    disconnect(request)
+    if end_acting(request, "disconnected") is None:
+        audit.record(request, "appservices-signout", audit.OK)  # while the user id is known
+        disconnect(request)
     messages.info(request, _("Disconnected from App Services. Connect to another user below."))
+    return redirect("keyadmin:appservices-signin")
+
+
+# --- acting for a customer ---
+
+
+def _act_for_refused(
+    request: HtmxHttpRequest, app: AppConfig | None, reason: str, message: str, status: int = 200
+) -> HttpResponse:
+    """A local refusal: recorded with what was typed (cleaned), shown in place; nothing upstream."""
+    about = {
+        "app_id": app.app_id if app else "",
+        "acting_for": for_audit(request.POST.get("customer_id", ""), 255, opaque_too=False),
+        "ticket": for_audit(request.POST.get("ticket", ""), 255, opaque_too=False),
+    }
+    audit.record(request, "act-for-start", audit.DENIED, detail=reason, about=about)
+    return _render_signin(request, act_for_error=message, status=status)
+
+
+def _act_for_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) -> HttpResponse:
+    if isinstance(error, appservices.SignInTokenRefused):
+        message = _(
+            "The app's Custom JWT provider refused keyadmin's sign-in token: it is off, or does "
+            "not trust keyadmin's key or audience. An administrator must check the provider."
+        )
+    else:
+        message = error.message
+    return _render_signin(request, act_for_error=message)
+
+
+@sensitive_post_parameters()
+@require_POST
+@never_cache
+@role_required(ACT_FOR)
+@upstream_errors(_act_for_failed)
+@sensitive_variables("token")
+def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
+    """Check everything, mint one Custom JWT, sign in with it once: one upstream request."""
+    app = apps.app(request.POST.get("app", ""))
+    if app is None:
+        return _act_for_refused(request, None, "unknown-app", _("Choose one of the apps listed."))
+    if ACT_FOR not in roles_of_on_app(request.user, app):
+        return _act_for_refused(
+            request,
+            app,
+            "act-for-role-on-app",
+            _("You may not act for customers on %(app)s: its own groups do not include yours.")
+            % {"app": app.name},
+            status=403,
+        )
+    staff = staff_of(request.user)
+    try:
+        customer_id = actfor.check_customer_id(app, request.POST.get("customer_id", ""))
+        ticket = actfor.check_ticket(app, request.POST.get("ticket", ""))
+        minutes = actfor.check_duration(app, request.POST.get("minutes"))
+        if staff is None:
+            raise actfor.ActForRefused("no-staff", _("Sign in again, then retry."))
+        token = actfor.mint_act_for_token(app, customer_id, staff.subject, staff.issuer, ticket)
+    except actfor.ActForRefused as refused:
+        return _act_for_refused(request, app, refused.reason, refused.message)
+    acting = Acting(
+        customer_id=customer_id,
+        ticket=ticket,
+        ends_at=int(time.time()) + minutes * 60,
+        staff_subject=staff.subject,
+    )
+    previous = get_connection(request)
+    try:
+        connection = connect_acting(request, app, token, acting)
+    except appservices.AppServicesError as error:
+        # The row names the app and customer tried, not the connection (if any) still kept.
+        about = {"app_id": app.app_id, "acting_for": customer_id, "ticket": ticket}
+        detail = type(error).__name__
+        audit.record(
+            request, "act-for-start", audit.FAILED, status=error.status, detail=detail, about=about
+        )
+        raise
+    replaced_acting(request, previous)
+    detail = f"{minutes} min"
+    if connection.acting.new_user:
+        detail += "; new user created by this sign-in"
+    audit.record(request, "act-for-start", audit.OK, detail=detail)
+    if connection.acting.new_user:
+        messages.warning(
+            request,
+            _(
+                "No App Services user had this id until now: check the id; a new, empty user "
+                "was created."
+            ),
+        )
+    else:
+        messages.success(
+            request,
+            _("Acting for %(customer)s in %(app)s.") % {"customer": customer_id, "app": app.name},
+        )
+    return redirect("keyadmin:keys")
+
+
+@require_POST
+@staff_required
+def act_for_end(request: HtmxHttpRequest) -> HttpResponse:
+    """End now: revoke the customer's refresh token upstream, forget it, one audit row."""
+    from_session = get_connection(request)
+    if from_session is None or from_session.acting is None:
+        messages.info(request, _("You were not acting for a customer."))
+        return redirect("keyadmin:appservices-signin")
+    request.connection = from_session
+    stale = check_binding(request)
+    if stale is not None:
+        messages.warning(request, stale.message)
+        return redirect("keyadmin:appservices-signin")
+    end_acting(request, "ended now")
+    messages.info(
+        request,
+        _("You no longer act for %(customer)s: their session was signed out of App Services.")
+        % {"customer": from_session.acting.customer_id},
+    )
     return redirect("keyadmin:appservices-signin")

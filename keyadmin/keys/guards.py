@@ -17,8 +17,10 @@ and to audit, and so one field can grow new claims (`binding_claims`) without to
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import wraps
 
 from django.contrib import messages
@@ -26,14 +28,22 @@ from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from keyadmin import appservices, audit
-from keyadmin.appservices.connection import Connection, forget, get_connection
+from keyadmin.appservices.connection import (
+    SESSION_KEY,
+    Connection,
+    disconnect,
+    forget,
+    get_connection,
+)
 from keyadmin.keys.forms import posted_key_name
 from keyadmin.sso import bridge
+from keyadmin.sso.roles import roles_of_on_app
 from keyadmin.sso.session import is_deferred
 
 logger = logging.getLogger("keyadmin.views")
@@ -126,6 +136,102 @@ def session_ended(request: HttpRequest) -> HttpResponse:
     return signin_redirect(request)
 
 
+def app_role_required(role: str) -> Callable[[Failure], Failure]:
+    """Only staff holding `role` on the connection's app (its role groups, checked on the server)
+    get through; others a 403 page, audited. Goes inside `appservices_required`."""
+
+    def decorator(view: Failure) -> Failure:
+        @wraps(view)
+        def wrapper(request: HtmxHttpRequest, *args, **kwargs) -> HttpResponse:
+            app = request.connection.app
+            if role in roles_of_on_app(request.user, app):
+                return view(request, *args, **kwargs)
+            audit.record(
+                request,
+                "denied",
+                audit.DENIED,
+                key_id=kwargs.get("key_id"),
+                detail=f"{view.__name__} needs the {role} role on app {app.key}",
+            )
+            context = {"role": role, "app": app}
+            return render(request, "keyadmin/forbidden.html", context, status=403)
+
+        return wrapper
+
+    return decorator
+
+
+def end_acting(request: HttpRequest, why: str) -> Connection | None:
+    """Stop acting for a customer: revoke the refresh token upstream, forget the connection and
+    append one act-for-end row (with the customer and ticket). None when not acting."""
+    connection = get_connection(request)
+    if connection is None or connection.acting is None:
+        return None
+    disconnect(request)
+    audit.record(request, "act-for-end", audit.OK, detail=why, about=acting_about(connection))
+    return connection
+
+
+def acting_about(connection: Connection) -> dict[str, str]:
+    """The audit fields of an act-for connection no longer (or not yet) in the session."""
+    acting = connection.acting
+    return {
+        "appservices_user_id": connection.user_id,
+        "app_id": connection.app_id,
+        "acting_for": acting.customer_id if acting else "",
+        "ticket": acting.ticket if acting else "",
+    }
+
+
+def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
+    """After a new sign-in replaced an act-for connection (revoked by `connect`): its end row."""
+    if previous is not None and previous.acting is not None:
+        about = acting_about(previous)
+        audit.record(request, "act-for-end", audit.OK, detail="replaced by a sign-in", about=about)
+
+
+def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
+    """Middleware: the first request after an act-for time box ends it (revoked upstream,
+    forgotten, audited once) and says why, before any view or page shows the customer."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if acting_expired(request):
+            ended = end_acting(request, "time box ended")
+            if ended is not None:
+                messages.warning(
+                    request,
+                    _(
+                        "Your time acting for %(customer)s in %(app)s has ended (at %(time)s). "
+                        "Their session was signed out of App Services."
+                    )
+                    % {
+                        "customer": ended.acting.customer_id,
+                        "app": ended.app.name,
+                        "time": ends_at_text(ended.acting.ends_at),
+                    },
+                )
+                return signin_redirect(request)
+        return get_response(request)
+
+    return middleware
+
+
+def acting_expired(request: HttpRequest) -> bool:
+    session = getattr(request, "session", None)
+    stored = session.get(SESSION_KEY) if session is not None else None
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    if not isinstance(acting, dict):
+        return False
+    ends_at = acting.get("ends_at")
+    return not isinstance(ends_at, int) or time.time() >= ends_at
+
+
+def ends_at_text(ends_at: int) -> str:
+    """HH:MM of an epoch time, in the page's time zone."""
+    moment = datetime.fromtimestamp(ends_at, tz=UTC)
+    return timezone.localtime(moment).strftime("%H:%M")
+
+
 def appservices_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -155,9 +261,12 @@ _BINDING_SALT = "keyadmin.keys.form-binding"
 def binding_claims(connection: Connection) -> dict[str, str]:
     """What a state-changing form acts on; it is accepted only while every claim still holds.
 
-    A later choice of app, or of a customer a staff member acts for, is one more entry here.
+    `acting` is the customer a staff member acts for ("" for any other connection): a form from
+    a normal connection is refused while acting and the other way round, even for one user id
+    (a staff member's own bridge user and a customer are never confused).
     """
-    return {"app": connection.app_id, "user": connection.user_id}
+    acting = connection.acting.customer_id if connection.acting else ""
+    return {"app": connection.app_id, "user": connection.user_id, "acting": acting}
 
 
 def form_binding(connection: Connection) -> str:

@@ -17,6 +17,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="keyadmin:keys"), name="home"),
     path("appservices/sign-in/", connect.appservices_signin, name="appservices-signin"),
     path("appservices/sign-out/", connect.appservices_signout, name="appservices-signout"),
+    path("appservices/act-for/", connect.act_for_start, name="act-for-start"),
+    path("appservices/act-for/end/", connect.act_for_end, name="act-for-end"),
     path("keys/", views.key_list, name="keys"),
     path("keys/new/", views.create_key, name="key-create"),
     path("keys/<keyid:key_id>/", views.key_detail, name="key-detail"),

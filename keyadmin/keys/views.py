@@ -34,6 +34,7 @@ from keyadmin.keys.guards import (
     HtmxHttpRequest,
     StaleForm,
     answer_status,
+    app_role_required,
     appservices_required,
     bound_form,
     check_binding,
@@ -83,7 +84,10 @@ def _label(key: ApiKey) -> str:
 
 def _owner(request: HtmxHttpRequest) -> dict[str, str]:
     """Whose keys an answer is about: every notice and the secret panel name them."""
-    return {"who": request.connection.label, "app": request.connection.app_id}
+    app = request.connection.app
+    # Production in words in every notice, not only in the badge beside the heading.
+    name = _("%(app)s, production") % {"app": app.name} if app.is_production else app.name
+    return {"who": request.connection.label, "app": name, "app_config": app}
 
 
 def _bound(request: HtmxHttpRequest, context: dict, *, create_form: bool = False) -> dict:
@@ -139,6 +143,7 @@ def _keys_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) 
 @require_GET
 @role_required(VIEWER)
 @appservices_required
+@app_role_required(VIEWER)
 @gzip_page  # the first load's largest part; it holds no secret (BREACH), only masked CSRF tokens
 @vary_on_headers("HX-Request")
 @upstream_errors(_keys_failed)
@@ -311,6 +316,7 @@ def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError
 @never_cache
 @role_required(OPERATOR)
 @appservices_required
+@app_role_required(OPERATOR)
 @bound_form("create")
 @upstream_errors(_create_failed, "create")
 @sensitive_variables()
@@ -384,6 +390,7 @@ def _set_disabled(request: HtmxHttpRequest, key_id: str, *, disabled: bool) -> H
 @require_POST
 @role_required(OPERATOR)
 @appservices_required
+@app_role_required(OPERATOR)
 @bound_form("enable")
 @upstream_errors(_row_failed, "enable")
 def enable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
@@ -393,6 +400,7 @@ def enable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
 @require_POST
 @role_required(OPERATOR)
 @appservices_required
+@app_role_required(OPERATOR)
 @bound_form("disable")
 @upstream_errors(_row_failed, "disable")
 def disable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
@@ -402,6 +410,7 @@ def disable_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
 @require_POST
 @role_required(OPERATOR)
 @appservices_required
+@app_role_required(OPERATOR)
 @bound_form("delete")
 @upstream_errors(_row_failed, "delete")
 def delete_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
@@ -438,6 +447,7 @@ def _detail_failed(
 @require_GET
 @role_required(VIEWER)
 @appservices_required
+@app_role_required(VIEWER)
 @upstream_errors(_detail_failed)
 def key_detail(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     key = _manageable(request).get_api_key(key_id)

@@ -23,7 +23,15 @@ from django.conf import settings as django_settings
 
 from keyadmin.emulator.process import free_port
 from tests.conftest import APP_ID
-from tests.support import HTMX, SIGNIN_URL, connect, key_url, row_post, sign_in_staff
+from tests.support import (
+    HTMX,
+    SIGNIN_URL,
+    connect,
+    key_url,
+    point_keyadmin_at,
+    row_post,
+    sign_in_staff,
+)
 
 CREATE_URL = "/keys/new/"
 KEYS_URL = "/keys/"
@@ -153,7 +161,7 @@ def _refresh_token(client) -> str:
 def _refuse_connections(client, settings) -> None:
     """Point keyadmin at a port nothing listens on: the sign-in's base URL, the session's host."""
     closed = f"http://127.0.0.1:{free_port()}"
-    settings.APPSERVICES_BASE_URL = closed
+    point_keyadmin_at(settings, closed)
     if "appservices" in client.session:
         session = client.session
         session["appservices"]["hostname"] = closed

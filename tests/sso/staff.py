@@ -23,6 +23,7 @@ def configure(settings) -> None:
     settings.KEYADMIN_ROLE_GROUPS_VIEWER = ["role-viewer"]
     settings.KEYADMIN_ROLE_GROUPS_OPERATOR = ["role-operator"]
     settings.KEYADMIN_ROLE_GROUPS_AUDITOR = ["role-auditor"]
+    settings.KEYADMIN_ROLE_GROUPS_ACT_FOR = ["role-act_for"]
 
 
 def staff_user(*roles: str, name: str = "Sam Support"):

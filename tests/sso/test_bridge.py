@@ -28,6 +28,7 @@ from tests.sso.fixtures import (  # noqa: F401 - fixtures
     use_assertion_mode,
     use_remote_user_mode,
 )
+from tests.support import point_keyadmin_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,8 +63,7 @@ def bridge_server(live_server, tmp_path_factory):
 
 @pytest.fixture
 def upstream(bridge_server, settings):
-    settings.APPSERVICES_BASE_URL = bridge_server.url
-    settings.APPSERVICES_ALLOWED_HOSTS = ["127.0.0.1"]
+    point_keyadmin_at(settings, bridge_server.url)
     from keyadmin import appservices
 
     appservices.forget_locations()

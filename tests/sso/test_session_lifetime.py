@@ -248,9 +248,13 @@ def test_the_cleanup_stops_at_its_time_budget(client, emulator, user_credentials
     assert Session.objects.exists()
 
 
-def test_make_run_ends_expired_sessions_once_the_local_server_is_up(monkeypatch, settings):
+def test_make_run_ends_expired_sessions_once_the_local_server_is_up(
+    monkeypatch, settings, tmp_path
+):
     settings.DEBUG = True
     settings.APPSERVICES_BASE_URL = "http://127.0.0.1:9"
+    monkeypatch.delenv("KEYADMIN_APPS_FILE", raising=False)  # restored after the test
+    monkeypatch.setattr(rundev, "demo_dir", lambda: tmp_path)
     happened: list[str] = []
 
     class LocalServer:
@@ -266,6 +270,7 @@ def test_make_run_ends_expired_sessions_once_the_local_server_is_up(monkeypatch,
     monkeypatch.delenv("RUN_MAIN", raising=False)
     monkeypatch.setattr(rundev, "EmulatorProcess", LocalServer)
     monkeypatch.setattr(rundev, "call_command", lambda name, *a, **k: happened.append(name))
+    monkeypatch.setattr(rundev, "seed_customers", lambda app: happened.append("seeded") or [])
 
     rundev.Command(stdout=io.StringIO()).handle(addr="127.0.0.1:8000")
 
@@ -273,6 +278,7 @@ def test_make_run_ends_expired_sessions_once_the_local_server_is_up(monkeypatch,
         "migrate",
         "local server started",
         "end_expired_sessions",
+        "seeded",
         "runserver",
         "local server stopped",
     ]
