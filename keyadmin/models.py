@@ -74,6 +74,13 @@ class AuditEvent(models.Model):
         THROTTLED = "throttled", _("Sign-ins throttled")
         ACT_FOR_START = "act-for-start", _("Act for a customer: start")
         ACT_FOR_END = "act-for-end", _("Act for a customer: end")
+        NOTE = "note", _("Key note changed")
+        REVIEWED = "reviewed", _("Key reviewed")
+        ROTATE = "rotate", _("Rotate key")
+        LOCK_DOWN = "lock-down", _("Lock down account")
+        LOCK_DOWN_UNDO = "lock-down-undo", _("Undo lock-down")
+        BULK = "bulk", _("Bulk action")
+        DELETE_USER = "delete-user", _("Delete empty App Services user")
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=32, db_index=True, choices=Action.choices)
@@ -92,6 +99,12 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     client_address = models.GenericIPAddressField(null=True, blank=True)
     detail = models.CharField(max_length=200, blank=True)
+    # One id shared by every row of one multi-key action: a lock-down (its incident id), its
+    # undo, a bulk action. Undo finds exactly the keys a lock-down disabled through it.
+    batch_id = models.CharField(max_length=36, blank=True, db_index=True)
+    # What a note edit or a review changed: {"field": [old, new]}; never a secret (notes refuse
+    # anything that looks like one), never a token.
+    changes = models.JSONField(null=True, blank=True)
 
     objects = AuditQuerySet.as_manager()
 
@@ -139,3 +152,38 @@ class SignInThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.attempts} attempts, blocked until {self.blocked_until}"
+
+
+class KeyNote(models.Model):
+    """What keyadmin knows about one key that App Services does not keep: why it exists.
+
+    Keyed by (app, App Services user, key id): a key id alone is unique, but the note must never be
+    shown to a session of another user or app. Who made the key is not here: provenance is read
+    from the audit trail, never kept twice. Editable, so not part of the append-only trail; every
+    change to it is an audit row with the old and new values.
+    """
+
+    app_id = models.CharField(max_length=64)
+    appservices_user_id = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=24)
+    purpose = models.CharField(max_length=200, blank=True)
+    ticket = models.CharField(max_length=255, blank=True)
+    owner = models.CharField(max_length=200, blank=True)  # a person or team to ask
+    review_by = models.DateField(null=True, blank=True)
+    # Rotation: the key that replaces this one, and the one this key replaced.
+    superseded_by = models.CharField(max_length=24, blank=True)
+    supersedes = models.CharField(max_length=24, blank=True)
+    # The key was not in the user's list the last time keyadmin listed it (deleted elsewhere):
+    # shown as such, and pruned by `manage.py prune_audit` after the retention period.
+    missing_since = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=("app_id", "appservices_user_id", "key_id"), name="keynote_app_user_key"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.key_id} {self.purpose}"

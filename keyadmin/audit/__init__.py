@@ -123,8 +123,13 @@ def record(
     detail: str = "",
     identity: StaffIdentity | None = None,
     about: dict[str, str] | None = None,
+    batch_id: str = "",
+    changes: dict[str, list[str]] | None = None,
 ) -> AuditEvent | None:
     """Append one event. `identity` names the actor when nobody is signed in (a refusal).
+
+    `batch_id` ties together the rows of one multi-key action (a lock-down, its undo, a bulk
+    action); `changes` is what a note edit changed, {"field": [old, new]}.
 
     The app, customer and ticket come from the connection; `about` names them instead when the
     row is about a connection not (or no longer) in the session: a refused or ended act-for.
@@ -144,6 +149,8 @@ def record(
         request_id=str(getattr(request, "request_id", ""))[:64],
         client_address=client_address(request),
         detail=for_audit(detail, 200, opaque_too=True),
+        batch_id=batch_id[:36],
+        changes=changes,
         **who,
     )
     try:
