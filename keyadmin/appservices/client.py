@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
@@ -458,6 +458,45 @@ def _exchange(
         response.close()
 
 
+# Who wants to know about each upstream exchange (metrics, Server-Timing): each is called with
+# (method, route template, outcome, seconds), where outcome is the HTTP status or the kind of
+# failure. Never a URL, token or body: the route is the template, ids stay out.
+UPSTREAM_OBSERVERS: list[Callable[[str, str, str, float], None]] = []
+
+
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, _AnswerTooLarge):
+        return "too-large"
+    if isinstance(exc, UpstreamGarbage):
+        return "garbage"
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection"
+    return "error"
+
+
+@contextlib.contextmanager
+def _observed(method: str, route: str) -> Iterator[dict]:
+    started = time.monotonic()
+    answer: dict = {}
+    outcome = "error"
+    try:
+        yield answer
+        outcome = str(answer.get("status", "error"))
+    except BaseException as exc:
+        outcome = _failure_kind(exc)
+        raise
+    finally:
+        seconds = time.monotonic() - started
+        for observer in UPSTREAM_OBSERVERS:
+            try:
+                observer(method, route, outcome, seconds)
+            except Exception:
+                # Counting must never fail a call that App Services already answered.
+                logger.exception("an upstream observer failed")
+
+
 @sensitive_variables()
 def _call(
     method: str,
@@ -488,8 +527,9 @@ def _call(
     for attempt in range(1, attempts + 1):
         started = time.monotonic()
         try:
-            with _watchdog.watching(deadline):
+            with _observed(method, route) as answer, _watchdog.watching(deadline):
                 status, content_type, content = _exchange(method, url, headers, body, deadline)
+                answer["status"] = status
         except _AnswerTooLarge:
             logger.warning("%s %s answered more than %d bytes", method, route, MAX_ANSWER_BYTES)
             raise UpstreamGarbage(
