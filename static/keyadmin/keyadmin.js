@@ -361,7 +361,7 @@
       if (!code || !secret) { return; }
       copy(snippetText(code, secret)).then(function () { copied(button); }, function () {
         // As for the secret itself: show it (here, in the snippet too), select, say what to press.
-        $('details', panel).open = true;
+        $('.secret-reveal', panel).open = true;
         showSnippets(panel, true);
         selectContents(code);
         $('[data-copy-fallback]', panel).hidden = false;

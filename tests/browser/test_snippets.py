@@ -59,12 +59,19 @@ def expected_snippets(secret: str) -> dict[str, str]:
     }
 
 
+def open_snippets(page) -> None:
+    secret_panel(page).get_by_text(
+        "Ready to paste: an env line, realm-web, curl, a .env file"
+    ).click()
+
+
 def test_each_copy_puts_the_filled_snippet_on_the_clipboard(keys_page, live_server, emulator, axe):
     page = open_keys(keys_page, live_server)
     secret = create_in_browser(page, "deploy-bot")
     panel = secret_panel(page)
     snippets = panel.locator("[data-secret-snippets]")
-    expect(snippets.get_by_role("heading", name="Ready to paste")).to_be_visible()
+    expect(snippets.locator("figure").first).to_be_hidden()  # closed until asked for
+    open_snippets(page)
     expect(snippets.get_by_role("figure")).to_have_count(3)
     # masked like the secret itself: the page holds it once, in the panel's own <code>
     expect(snippets.locator(".snippet-mask").first).to_be_visible()
@@ -92,6 +99,7 @@ def test_show_secret_fills_the_snippets_and_hide_empties_them(keys_page, live_se
     panel = secret_panel(page)
     env = panel.locator("code[id^=snippet-env-]")
 
+    open_snippets(page)
     panel.get_by_text("Show secret").click()
     expect(env).to_have_text(f"APP_SERVICES_API_KEY={secret}", use_inner_text=True)
     expect(env.locator(".snippet-mask")).to_be_hidden()
@@ -110,6 +118,7 @@ def test_download_makes_the_env_file_in_the_page_and_revokes_its_url(
     requests = []
     page.on("request", lambda request: requests.append(request.url))
 
+    open_snippets(page)
     with page.expect_download() as download_info:
         secret_panel(page).get_by_role("button", name="Download as .env").click()
 
@@ -131,6 +140,7 @@ def test_after_dismiss_the_secret_is_nowhere_in_the_browser(keys_page, live_serv
     page = open_keys(keys_page, live_server)
     secret = create_in_browser(page, "dismissed")
     panel = secret_panel(page)
+    open_snippets(page)
     panel.get_by_text("Show secret").click()  # the snippets hold it too now
     panel.get_by_role("button", name="Copy the curl command").click()
     with page.expect_download():
@@ -162,6 +172,7 @@ def test_a_refused_clipboard_shows_and_selects_the_filled_snippet(keys_page, liv
     panel = secret_panel(page)
     refusal = deny_clipboard(page)
     record_live_regions(page)
+    open_snippets(page)
 
     panel.get_by_role("button", name="Copy the environment variable").click()
 
@@ -212,7 +223,9 @@ def test_the_snippets_speak_spanish(live_server, browser, connected_client, prob
     page.locator("#create-form").get_by_role("button", name="Crear clave").click()
 
     snippets = page.locator("[data-secret-snippets]")
-    expect(snippets.get_by_role("heading", name="Listo para pegar")).to_be_visible()
+    snippets.get_by_text(
+        "Listo para pegar: una línea de entorno, realm-web, curl, un archivo .env"
+    ).click()
     for name in ("la variable de entorno", "el código de realm-web", "la orden curl"):
         expect(snippets.get_by_role("button", name=f"Copiar {name}", exact=True)).to_be_visible()
     expect(snippets.get_by_role("button", name="Descargar como .env")).to_be_visible()

@@ -49,7 +49,7 @@ def test_the_create_answer_holds_the_secret_once_and_the_snippets_only_empty_slo
     page = response.content.decode()
     secret = secret_in(page)
     assert page.count(secret) == 1
-    assert "data-secret-snippets" in page and "Ready to paste" in page
+    assert "data-secret-snippets" in page and "Ready to paste:" in page
     assert 'class="secret-snippets js-only"' in page  # hidden without JavaScript
     # three slots, all empty: the browser fills them, the server never does
     assert SLOT.findall(page) == [("raw", ""), ("js", ""), ("shell-json", "")]
