@@ -193,6 +193,9 @@ def appservices_signout(request: HtmxHttpRequest) -> HttpResponse:
 
 # --- acting for a customer ---
 
+# Failures that cannot have made an App Services user: they give their throttle count back.
+UNJUDGED = (appservices.UpstreamUnavailable, appservices.HostNotAllowed)
+
 
 def _act_for_refused(
     request: HtmxHttpRequest, app: AppConfig | None, reason: str, message: str, status: int = 200
@@ -254,10 +257,18 @@ def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
         ends_at=int(time.time()) + minutes * 60,
         staff_subject=staff.subject,
     )
+    attempt = throttle.act_for_start(request, app.key)
+    try:
+        throttle.begin(request, attempt)
+    except throttle.Throttled as refused:
+        answer = _act_for_refused(request, app, "throttled", throttle.act_for_message(refused))
+        return throttle.refusal(answer, refused)
     previous = get_connection(request)
     try:
         connection = connect_acting(request, app, token, acting)
     except appservices.AppServicesError as error:
+        if isinstance(error, UNJUDGED):
+            throttle.abandoned(attempt)
         # The row names the app and customer tried, not the connection (if any) still kept.
         about = {"app_id": app.app_id, "acting_for": customer_id, "ticket": ticket}
         detail = type(error).__name__

@@ -333,3 +333,61 @@ def test_the_form_binding_tells_acting_from_a_normal_connection_of_the_same_user
     assert check_binding(request) is None
     request.connection = own
     assert check_binding(request) is not None
+
+
+# --- throttling: each start may create an App Services user ---
+
+TOO_OFTEN = "You have started acting for customers too often. Try again in"
+
+
+def test_act_for_starts_past_the_limit_per_app_are_refused_with_no_request(
+    client, on_shop, known_customers, settings
+):
+    settings.KEYADMIN_ACT_FOR_APP_LIMIT = 2
+    sign_in_staff(client)
+    for _ in range(2):
+        assert act_for(client, "shop", customer_id()).status_code == 302
+    on_shop.reset_stats()
+    customer = customer_id()
+
+    response = act_for(client, "shop", customer, "SUP-9")
+
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    page = response.content.decode()
+    assert TOO_OFTEN in page and 'class="banner banner-error" role="alert"' in page
+    assert on_shop.request_count() == 0
+    row = AuditEvent.objects.get(action="act-for-start", outcome="denied")
+    assert (row.detail, row.acting_for, row.ticket) == ("throttled", customer, "SUP-9")
+    assert AuditEvent.objects.get(action="throttled").detail.startswith("act-for-start: too many")
+
+
+def test_the_act_for_limit_per_staff_member_holds_across_apps_and_spares_colleagues(
+    client, shop, settings, known_customers
+):
+    settings.KEYADMIN_APPS = (act_for_app(shop, "shop"), act_for_app(shop, "shop-two"))
+    settings.KEYADMIN_ACT_FOR_STAFF_LIMIT = 1
+    sign_in_staff(client)
+    assert act_for(client, "shop", customer_id()).status_code == 302
+    shop.reset_stats()
+
+    assert act_for(client, "shop-two", customer_id()).status_code == 429
+    assert shop.request_count() == 0
+
+    sign_in_staff(client, name="Lee Lead")
+    assert act_for(client, "shop-two", customer_id()).status_code == 302
+
+
+def test_refusals_made_locally_and_unanswered_starts_do_not_use_up_the_limit(
+    client, on_shop, known_customers, settings
+):
+    settings.KEYADMIN_ACT_FOR_APP_LIMIT = 1
+    sign_in_staff(client)
+    for _ in range(3):
+        assert act_for(client, "shop", "not-a-customer").status_code == 200
+    on_shop.add_fault(route="login", action="status", status=503, times=2)
+    for _ in range(2):
+        response = act_for(client, "shop", customer_id())
+        assert response.status_code == 200 and TOO_OFTEN not in response.content.decode()
+
+    assert act_for(client, "shop", customer_id()).status_code == 302
+    on_shop.clear_faults()
