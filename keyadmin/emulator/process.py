@@ -69,7 +69,9 @@ class Controls:
     def answers(self) -> bool:
         try:
             self._http.get(f"{self.url}/_emulator/stats", timeout=1)
-        except requests.ConnectionError:
+        except requests.RequestException:
+            # A server still starting on a loaded machine may take past the timeout to answer:
+            # not yet, rather than an error out of start() that leaves the process running.
             return False
         return True
 
