@@ -55,6 +55,7 @@ from keyadmin.appservices.errors import (
     RequestRejected,
     SessionEnded,
     SignInTokenRefused,
+    UnknownApp,
     UpstreamGarbage,
     UpstreamUnavailable,
     UpstreamUnreachable,
@@ -692,11 +693,7 @@ def _error_for(
             **where,
         )
     if status == 404 and route.startswith("GET /app/"):
-        return RequestRejected(
-            _("App Services does not know the app id %(app)s. Check APPSERVICES_APP_ID.")
-            % {"app": settings.APPSERVICES_APP_ID},
-            **where,
-        )
+        return UnknownApp(**where)  # AppServices names the app: only it knows which one
     return RequestRejected(**where)
 
 
@@ -754,6 +751,7 @@ class AppServices:
     ) -> None:
         if app is not None:
             base_url, app_id = app.base_url, app.app_id
+        self.name = app.name if app is not None else (app_id or settings.APPSERVICES_APP_ID)
         self.allowed_hosts = tuple(app.allowed_hosts) if app is not None else None
         self.base_url = (base_url or settings.APPSERVICES_BASE_URL).rstrip("/")
         self.app_id = app_id or settings.APPSERVICES_APP_ID
@@ -764,6 +762,13 @@ class AppServices:
     def _app_path(self) -> str:
         return f"{_CLIENT_ROOT}/app/{quote(self.app_id, safe='')}"
 
+    def _location(self, origin: str, *, retry: bool) -> Any:
+        route = "GET /app/{app}/location"
+        try:
+            return _call("GET", origin, f"{self._app_path}/location", route=route, retry=retry)
+        except UnknownApp as error:
+            raise UnknownApp.of(self.app_id, self.name, error) from None
+
     def hostname(self) -> str:
         """The origin this app's requests go to, looked up once per process and app."""
         cache_key = (self.base_url, self.app_id)
@@ -773,9 +778,7 @@ class AppServices:
         if cached:
             # The allowlist may have changed.
             return check_location_origin(cached, origin, self.allowed_hosts)
-        data = _call(
-            "GET", origin, f"{self._app_path}/location", route="GET /app/{app}/location", retry=True
-        )
+        data = self._location(origin, retry=True)
         hostname = check_location_origin(
             _expect(data, "hostname")["hostname"].rstrip("/"), origin, self.allowed_hosts
         )
@@ -786,7 +789,7 @@ class AppServices:
     def check_location(self) -> str:
         """Ask where this app lives now, past the cache, without a retry (readiness checks)."""
         origin = check_origin(self.base_url, self.allowed_hosts)
-        data = _call("GET", origin, f"{self._app_path}/location", route="GET /app/{app}/location")
+        data = self._location(origin, retry=False)
         return check_location_origin(
             _expect(data, "hostname")["hostname"].rstrip("/"), origin, self.allowed_hosts
         )
