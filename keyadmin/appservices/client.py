@@ -904,6 +904,23 @@ class UserSession:
         """Revoke the refresh token upstream (access tokens already issued live on)."""
         self._keys_call("DELETE", "/auth/session", "DELETE /auth/session", retry=True)
 
+    def delete_user(self) -> None:
+        """Delete this App Services user, its keys and sessions (`DELETE /auth/delete`).
+
+        Authorised by the *access* token (refreshed first when none was given). Never retried:
+        a second request after a first that worked would find no user and read as a session
+        that has ended, hiding that the delete happened.
+        """
+        if not self._access_token:
+            self._access_token = self.refresh()
+        _call(
+            "DELETE",
+            check_origin(self.hostname, self.allowed_hosts),
+            f"{_CLIENT_ROOT}/auth/delete",
+            route="DELETE /auth/delete",
+            token=self._access_token,
+        )
+
     def list_api_keys(self) -> list[ApiKey]:
         data = self._keys_call("GET", "/auth/api_keys", "GET /auth/api_keys", retry=True)
         if not isinstance(data, list) or len(data) > MAX_KEYS_PER_USER:

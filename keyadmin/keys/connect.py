@@ -25,12 +25,17 @@ from keyadmin.appservices.connection import (
     Acting,
     connect,
     connect_acting,
+    delete_new_user,
     disconnect,
     get_connection,
 )
 from keyadmin.keys.forms import SIGN_IN_FORMS, EmailPasswordForm
 from keyadmin.keys.guards import (
     HtmxHttpRequest,
+    acting_about,
+    app_role_required,
+    appservices_required,
+    bound_form,
     check_binding,
     end_acting,
     replaced_acting,
@@ -315,5 +320,61 @@ def act_for_end(request: HtmxHttpRequest) -> HttpResponse:
         request,
         _("You no longer act for %(customer)s: their session was signed out of App Services.")
         % {"customer": from_session.acting.customer_id},
+    )
+    return redirect("keyadmin:appservices-signin")
+
+
+def _delete_user_failed(
+    request: HtmxHttpRequest, error: appservices.AppServicesError
+) -> HttpResponse:
+    messages.error(request, error.message)
+    return redirect("keyadmin:keys")
+
+
+def _delete_user_refused(request: HtmxHttpRequest, reason: str, message: str) -> HttpResponse:
+    audit.record(request, "delete-user", audit.DENIED, detail=reason)
+    messages.warning(request, message)
+    return redirect("keyadmin:keys")
+
+
+@require_POST
+@never_cache
+@role_required(ACT_FOR)
+@appservices_required
+@app_role_required(ACT_FOR)
+@bound_form("delete-user")
+@upstream_errors(_delete_user_failed, "delete-user")
+def act_for_delete_user(request: HtmxHttpRequest) -> HttpResponse:
+    """Delete the empty user a mistyped customer id made, then stop acting: one request."""
+    connection = request.connection
+    if not connection.may_delete_user:
+        return _delete_user_refused(
+            request,
+            "not-a-new-user",
+            _(
+                "keyadmin deletes only the empty user that this very sign-in created, on an app "
+                "that allows it. Nothing was deleted; use End now instead."
+            ),
+        )
+    if audit.keys_made_for(connection.app_id, connection.user_id):
+        return _delete_user_refused(
+            request,
+            "keys-created",
+            _(
+                "A key was created for this user through keyadmin, so it is not an empty user. "
+                "Nothing was deleted; use End now instead."
+            ),
+        )
+    delete_new_user(request, connection)
+    about = acting_about(connection)
+    audit.record(request, "delete-user", audit.OK, detail="empty user deleted", about=about)
+    audit.record(request, "act-for-end", audit.OK, detail="empty user deleted", about=about)
+    messages.success(
+        request,
+        _(
+            "The empty App Services user made for %(customer)s in %(app)s was deleted, and you "
+            "no longer act for anyone. Check the customer id, then start again."
+        )
+        % {"customer": connection.acting.customer_id, "app": connection.app.name},
     )
     return redirect("keyadmin:appservices-signin")

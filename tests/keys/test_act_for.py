@@ -391,3 +391,122 @@ def test_refusals_made_locally_and_unanswered_starts_do_not_use_up_the_limit(
 
     assert act_for(client, "shop", customer_id()).status_code == 302
     on_shop.clear_faults()
+
+
+# --- a mistyped customer id: deleting the empty user the sign-in created ---
+
+DELETE_USER_URL = "/appservices/act-for/delete-user/"
+DELETE_BUTTON = "Delete this empty user and end"
+
+
+@pytest.fixture
+def deleting_shop(shop, settings):
+    """The shop app letting staff delete a user their sign-in just created."""
+    settings.KEYADMIN_APPS = (act_for_app(shop, "shop", delete_new_users=True),)
+    AppServices(settings.KEYADMIN_APPS[0]).hostname()
+    shop.reset_stats()
+    return shop
+
+
+def test_the_empty_user_a_mistyped_id_made_is_deleted_with_one_request_and_acting_ends(
+    client, deleting_shop
+):
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, "SUP-11")
+    hostname, refresh = stored_refresh_token(client)
+    page = client.get(KEYS_URL).content.decode()
+    assert DELETE_BUTTON in page and "End now" in page
+    deleting_shop.reset_stats()
+
+    response = client.post(DELETE_USER_URL, {})
+
+    assert response.status_code == 302 and response["Location"] == SIGNIN_URL
+    assert deleting_shop.request_count() == 1  # the delete, with the login's access token
+    assert deleting_shop.request_count("user_delete") == 1
+    assert "appservices" not in client.session
+    assert not still_valid(hostname, refresh)  # the user, and its sessions, are gone
+    page = client.get(SIGNIN_URL).content.decode()
+    assert f"The empty App Services user made for {customer} in Shop shop was deleted" in page
+    assert "Acting for <strong" not in page
+    rows = AuditEvent.objects.filter(acting_for=customer).order_by("at", "id")
+    assert [(row.action, row.outcome, row.detail) for row in rows][1:] == [
+        ("delete-user", "ok", "empty user deleted"),
+        ("act-for-end", "ok", "empty user deleted"),
+    ]
+    assert rows[1].ticket == "SUP-11" and rows[1].appservices_user_id == rows[0].appservices_user_id
+
+
+def test_an_access_token_kept_too_long_is_refreshed_first(client, deleting_shop, monkeypatch):
+    sign_in_staff(client)
+    act_for(client, "shop", customer_id())
+    deleting_shop.reset_stats()
+    monkeypatch.setattr(connection_module, "ACCESS_TOKEN_SECONDS", 0)
+
+    assert client.post(DELETE_USER_URL, {}).status_code == 302
+
+    assert deleting_shop.request_count() == 2
+    assert deleting_shop.request_count("user_delete") == 1
+    assert AuditEvent.objects.get(action="delete-user").outcome == "ok"
+
+
+def test_only_a_sign_in_that_created_its_user_keeps_an_access_token(
+    client, deleting_shop, known_customers
+):
+    sign_in_staff(client)
+    act_for(client, "shop", customer_id())
+
+    assert "access" not in client.session["appservices"]
+    assert DELETE_BUTTON not in client.get(KEYS_URL).content.decode()
+    deleting_shop.reset_stats()
+    response = client.post(DELETE_USER_URL, {})
+
+    assert response.status_code == 302 and response["Location"] == KEYS_URL
+    assert deleting_shop.request_count() == 0
+    assert "appservices" in client.session
+    assert "Nothing was deleted" in client.get(KEYS_URL).content.decode()
+    assert AuditEvent.objects.get(action="delete-user").detail == "not-a-new-user"
+
+
+def test_an_app_that_does_not_allow_it_offers_no_delete(client, on_shop):
+    sign_in_staff(client)
+    act_for(client, "shop", customer_id())
+    page = client.get(KEYS_URL).content.decode()
+    assert "a new, empty user was created" in page and DELETE_BUTTON not in page
+    on_shop.reset_stats()
+
+    client.post(DELETE_USER_URL, {})
+
+    assert on_shop.request_count() == 0
+    assert AuditEvent.objects.get(action="delete-user").outcome == "denied"
+
+
+def test_a_user_given_a_key_through_keyadmin_is_not_deleted(client, deleting_shop):
+    sign_in_staff(client)
+    act_for(client, "shop", customer_id())
+    create_key(client, "made-here")
+    deleting_shop.reset_stats()
+
+    client.post(DELETE_USER_URL, {})
+
+    assert deleting_shop.request_count() == 0
+    assert "A key was created for this user through keyadmin" in (
+        client.get(KEYS_URL).content.decode()
+    )
+    assert AuditEvent.objects.get(action="delete-user").detail == "keys-created"
+
+
+def test_a_delete_form_from_another_customer_is_refused(client, deleting_shop):
+    sign_in_staff(client)
+    act_for(client, "shop", customer_id())
+    page = client.get(KEYS_URL).content.decode()
+    binding = page.split('name="bound_to" value="', 1)[1].split('"', 1)[0]
+    act_for(client, "shop", customer_id())  # another new customer, in another tab
+    deleting_shop.reset_stats()
+
+    response = client.post(DELETE_USER_URL, {"bound_to": binding})
+
+    assert response.status_code == 409
+    assert deleting_shop.request_count() == 0
+    assert "appservices" in client.session
+    assert AuditEvent.objects.get(action="delete-user").outcome == "denied"
