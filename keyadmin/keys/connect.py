@@ -29,7 +29,7 @@ from keyadmin.appservices.connection import (
     disconnect,
     get_connection,
 )
-from keyadmin.keys.forms import SIGN_IN_FORMS, EmailPasswordForm
+from keyadmin.keys.forms import SIGN_IN_FORMS, ActForForm, EmailPasswordForm
 from keyadmin.keys.guards import (
     HtmxHttpRequest,
     acting_about,
@@ -80,6 +80,7 @@ def _render_signin(
     error=None,
     *,
     act_for_error: str | None = None,
+    act_for_form: ActForForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     chosen = _chosen_app(request) or apps.default_app()
@@ -89,7 +90,11 @@ def _render_signin(
     }
     act_for_apps = _act_for_apps(request)
     act_for_app = chosen if chosen in act_for_apps else (act_for_apps or [None])[0]
-    posted = request.POST if request.method == "POST" and "customer_id" in request.POST else {}
+    if act_for_app is not None and (act_for_form is None or act_for_form.app != act_for_app):
+        # What was typed stays in the fields, without the form's errors when they are not why.
+        posted = request.POST if request.method == "POST" and "customer_id" in request.POST else {}
+        typed = {name: posted[name] for name in ActForForm.base_fields if posted.get(name)}
+        act_for_form = ActForForm(act_for_app, initial=typed)
     context = {
         "email_form": forms["local-userpass"],
         "api_key_form": forms["api-key"],
@@ -100,13 +105,8 @@ def _render_signin(
         "apps": apps.all_apps(),
         "chosen_app": chosen,
         "act_for_app": act_for_app,
-        "act_for_label": actfor.customer_label(act_for_app) if act_for_app else "",
+        "act_for_form": act_for_form,
         "act_for_error": act_for_error,
-        "act_for_posted": {
-            "customer_id": posted.get("customer_id", ""),
-            "ticket": posted.get("ticket", ""),
-            "minutes": posted.get("minutes", ""),
-        },
     }
     return render(request, "keyadmin/appservices-signin.html", context, status=status)
 
@@ -203,7 +203,12 @@ UNJUDGED = (appservices.UpstreamUnavailable, appservices.HostNotAllowed)
 
 
 def _act_for_refused(
-    request: HtmxHttpRequest, app: AppConfig | None, reason: str, message: str, status: int = 200
+    request: HtmxHttpRequest,
+    app: AppConfig | None,
+    reason: str,
+    message: str,
+    status: int = 200,
+    form: ActForForm | None = None,
 ) -> HttpResponse:
     """A local refusal: recorded with what was typed (cleaned), shown in place; nothing upstream."""
     about = {
@@ -212,7 +217,7 @@ def _act_for_refused(
         "ticket": for_audit(request.POST.get("ticket", ""), 255, opaque_too=False),
     }
     audit.record(request, "act-for-start", audit.DENIED, detail=reason, about=about)
-    return _render_signin(request, act_for_error=message, status=status)
+    return _render_signin(request, act_for_error=message, act_for_form=form, status=status)
 
 
 def _act_for_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) -> HttpResponse:
@@ -247,15 +252,23 @@ def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
             status=403,
         )
     staff = staff_of(request.user)
+    form = ActForForm(app, request.POST)
     try:
-        customer_id = actfor.check_customer_id(app, request.POST.get("customer_id", ""))
-        ticket = actfor.check_ticket(app, request.POST.get("ticket", ""))
-        minutes = actfor.check_duration(app, request.POST.get("minutes"))
+        actfor.check_enabled(app)
+        if not form.is_valid():
+            raise form.refusal()
+        customer_id = form.cleaned_data["customer_id"]
+        ticket = form.cleaned_data["ticket"]
+        minutes = form.cleaned_data["minutes"]
         if staff is None:
             raise actfor.ActForRefused("no-staff", _("Sign in again, then retry."))
-        token = actfor.mint_act_for_token(app, customer_id, staff.subject, staff.issuer, ticket)
+        try:
+            token = actfor.mint_act_for_token(app, customer_id, staff.subject, staff.issuer, ticket)
+        except actfor.ActForRefused as refused:
+            form.refuse(refused)
+            raise
     except actfor.ActForRefused as refused:
-        return _act_for_refused(request, app, refused.reason, refused.message)
+        return _act_for_refused(request, app, refused.reason, refused.message, form=form)
     acting = Acting(
         customer_id=customer_id,
         ticket=ticket,
