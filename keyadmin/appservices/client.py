@@ -170,6 +170,10 @@ _http: requests.Session | None = None
 _http_lock = threading.Lock()
 _locations: dict[tuple[str, str], str] = {}
 _locations_lock = threading.Lock()
+# When a look-up ahead of need (AppServices.learn_location) last failed, per app: it is not
+# tried again for LOCATION_RETRY_SECONDS, so a page view never waits on a failing App Services.
+_location_failures: dict[tuple[str, str], float] = {}
+LOCATION_RETRY_SECONDS = 60
 
 
 # The connection ended before a whole answer: an idempotent call may be sent once more.
@@ -354,6 +358,7 @@ def forget_locations() -> None:
     """Drop cached location answers (tests, and a settings change at run time)."""
     with _locations_lock:
         _locations.clear()
+        _location_failures.clear()
 
 
 def _allowed(allowed_hosts: tuple[str, ...] | list[str] | None) -> tuple[str, ...] | list[str]:
@@ -785,6 +790,30 @@ class AppServices:
         with _locations_lock:
             _locations[cache_key] = hostname
         return hostname
+
+    def learn_location(self) -> bool:
+        """Look up where the app lives ahead of need, unless it is known (no request) or a
+        look-up failed in the last LOCATION_RETRY_SECONDS; whether it is known now.
+
+        For a page that offers an action, so that the action itself costs only its own request.
+        Never raises AppServicesError: the failure is logged, and the action looks up again
+        and reports it in place.
+        """
+        cache_key = (self.base_url, self.app_id)
+        with _locations_lock:
+            if cache_key in _locations:
+                return True
+            failed = _location_failures.get(cache_key)
+        if failed is not None and time.monotonic() - failed < LOCATION_RETRY_SECONDS:
+            return False
+        try:
+            self.hostname()
+        except AppServicesError as error:
+            logger.warning("looking up the app's location ahead of need failed (%s)", error.status)
+            with _locations_lock:
+                _location_failures[cache_key] = time.monotonic()
+            return False
+        return True
 
     def check_location(self) -> str:
         """Ask where this app lives now, past the cache, without a retry (readiness checks)."""

@@ -90,6 +90,10 @@ def _render_signin(
     }
     act_for_apps = _act_for_apps(request)
     act_for_app = chosen if chosen in act_for_apps else (act_for_apps or [None])[0]
+    if act_for_app is not None and request.method == "GET":
+        # Where the app lives is looked up while staff fill in the form (once per process and
+        # app, no request after that), so that starting costs exactly one request, the login.
+        appservices.AppServices(act_for_app).learn_location()
     if act_for_app is not None and (act_for_form is None or act_for_form.app != act_for_app):
         # What was typed stays in the fields, without the form's errors when they are not why.
         posted = request.POST if request.method == "POST" and "customer_id" in request.POST else {}

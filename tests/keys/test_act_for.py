@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from keyadmin.appservices import AppServices
+from keyadmin.appservices import AppServices, forget_locations
 from keyadmin.appservices import connection as connection_module
 from keyadmin.keys.guards import binding_claims, check_binding, form_binding
 from keyadmin.models import AuditEvent
@@ -510,3 +510,48 @@ def test_a_delete_form_from_another_customer_is_refused(client, deleting_shop):
     assert deleting_shop.request_count() == 0
     assert "appservices" in client.session
     assert AuditEvent.objects.get(action="delete-user").outcome == "denied"
+
+
+# --- where the app lives: learnt with the form, so the start costs only the login ---
+
+
+@pytest.fixture
+def fresh_process(shop, settings):
+    """The shop app in a process that has not yet looked up where it lives."""
+    settings.KEYADMIN_APPS = (act_for_app(shop, "shop"),)
+    forget_locations()
+    shop.reset_stats()
+    yield shop
+    forget_locations()
+
+
+def test_the_first_start_in_a_process_costs_one_request_as_every_other(
+    client, fresh_process, known_customers
+):
+    sign_in_staff(client, "viewer", "operator")
+    client.get(SIGNIN_URL)
+    assert fresh_process.request_count() == 0  # no form, nothing looked up
+
+    sign_in_staff(client)
+    client.get(SIGNIN_URL)
+    assert fresh_process.request_count("location") == fresh_process.request_count() == 1
+    client.get(SIGNIN_URL)
+    assert fresh_process.request_count() == 1  # known now: later views ask nothing
+    fresh_process.reset_stats()
+
+    assert act_for(client, "shop", customer_id()).status_code == 302
+    assert fresh_process.request_count() == fresh_process.request_count("login") == 1
+
+
+def test_a_look_up_that_fails_leaves_the_page_alone_and_is_not_repeated_on_every_view(
+    client, fresh_process, known_customers
+):
+    fresh_process.add_fault(route="location", action="status", status=503, times=1)
+    sign_in_staff(client)
+
+    assert client.get(SIGNIN_URL).status_code == 200
+    assert client.get(SIGNIN_URL).status_code == 200
+    assert fresh_process.request_count() == 1
+
+    assert act_for(client, "shop", customer_id()).status_code == 302  # looked up at the start
+    assert fresh_process.request_count() == 3
