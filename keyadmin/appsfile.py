@@ -283,7 +283,7 @@ def _pattern(entry: dict, name: str, label: str, problems: list[str]) -> str | N
         problems.append(f"{label}.{name} must be a non-empty regular expression")
         return None
     try:
-        re.compile(value)
+        re.compile(value, re.ASCII)  # as keyadmin.sso.actfor matches it
     except re.error as exc:
         problems.append(f"{label}.{name} is not a valid regular expression ({exc})")
         return None

@@ -555,3 +555,126 @@ def test_a_look_up_that_fails_leaves_the_page_alone_and_is_not_repeated_on_every
 
     assert act_for(client, "shop", customer_id()).status_code == 302  # looked up at the start
     assert fresh_process.request_count() == 3
+
+
+# --- an attacker's view of the flow ---
+
+
+def test_acting_ends_on_the_next_request_once_the_act_for_role_on_that_app_is_gone(
+    client, on_shop, known_customers, settings
+):
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, "SUP-21")
+    hostname, refresh = stored_refresh_token(client)
+    settings.KEYADMIN_APPS = (act_for_app(on_shop, "shop", act_for_groups=("support-leads",)),)
+
+    response = client.get(KEYS_URL)
+
+    assert response.status_code == 302 and response["Location"] == SIGNIN_URL
+    assert "appservices" not in client.session
+    assert not still_valid(hostname, refresh)
+    page = client.get(SIGNIN_URL).content.decode()
+    assert f"You may no longer act for customers in Shop shop: acting for {customer}" in page
+    end = AuditEvent.objects.get(action="act-for-end")
+    assert (end.acting_for, end.ticket) == (customer, "SUP-21")
+    assert end.detail == "act-for role withdrawn"
+
+
+@pytest.mark.parametrize(
+    ("customer", "ticket", "reason"),
+    [
+        ("cus_alice", "SUP-\u0661\u0662", "ticket-pattern"),  # Arabic-Indic digits pass \d
+        ("cus_alice", "SUP-\uff11\uff12", "ticket-pattern"),  # fullwidth digits, too
+        ("cus_\u0430lice", "SUP-1", "customer-pattern"),  # a Cyrillic a, with \w
+    ],
+)
+def test_patterns_match_ascii_classes_only_so_lookalikes_cannot_pass(
+    client, shop, settings, customer, ticket, reason
+):
+    settings.KEYADMIN_APPS = (act_for_app(shop, "shop", customer_pattern=r"^cus_\w+$"),)
+    shop.reset_stats()
+    sign_in_staff(client)
+
+    response = act_for(client, "shop", customer, ticket)
+
+    assert response.status_code == 200 and shop.request_count() == 0
+    assert AuditEvent.objects.get(action="act-for-start").detail == reason
+
+
+def test_a_form_from_an_earlier_session_for_the_same_customer_is_refused(
+    client, on_shop, known_customers
+):
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, "SUP-1")
+    key_id = create_key(client, "old-page")
+    page = client.get(KEYS_URL).content.decode()
+    binding = page.split('name="bound_to" value="', 1)[1].split('"', 1)[0]
+    client.post(END_URL, {})
+    act_for(client, "shop", customer, "SUP-2")  # the same customer, under another ticket
+    on_shop.reset_stats()
+
+    response = client.post(
+        key_url(key_id, "delete"), {**row_post(key_id, "old-page"), "bound_to": binding}
+    )
+
+    assert response.status_code == 409
+    assert on_shop.request_count() == 0
+    assert AuditEvent.objects.filter(action="delete", outcome="ok").count() == 0
+
+
+def test_end_now_from_a_tab_acting_for_another_customer_ends_nothing(
+    client, on_shop, known_customers
+):
+    sign_in_staff(client)
+    act_for(client, "shop", customer_id())
+    page = client.get(KEYS_URL).content.decode()
+    binding = page.split('name="bound_to" value="', 1)[1].split('"', 1)[0]
+    second = customer_id()
+    act_for(client, "shop", second)
+
+    client.post(END_URL, {"bound_to": binding})
+
+    assert client.session["appservices"]["acting"]["customer_id"] == second
+    assert AuditEvent.objects.filter(action="act-for-end", acting_for=second).count() == 0
+
+
+def test_signing_out_of_keyadmin_while_acting_ends_acting_with_its_own_row(
+    client, on_shop, known_customers
+):
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, "SUP-23")
+    hostname, refresh = stored_refresh_token(client)
+
+    client.post("/sign-out/", {})
+
+    assert not still_valid(hostname, refresh)
+    end = AuditEvent.objects.get(action="act-for-end")
+    assert (end.acting_for, end.ticket, end.app_id, end.detail) == (
+        customer,
+        "SUP-23",
+        "shop-abcde",
+        "staff signed out",
+    )
+
+
+def test_no_customer_id_or_ticket_in_logs_when_refused_throttled_or_deleted(
+    client, shop, settings, caplog
+):
+    settings.KEYADMIN_APPS = (act_for_app(shop, "shop", delete_new_users=True),)
+    settings.KEYADMIN_ACT_FOR_APP_LIMIT = 1
+    caplog.set_level(logging.DEBUG)
+    sign_in_staff(client)
+    customer = customer_id()
+
+    act_for(client, "shop", customer + "!", "SUP-4242")  # refused: pattern
+    act_for(client, "shop", customer, "SUP-4242")
+    client.post("/appservices/act-for/delete-user/", {})
+    act_for(client, "shop", customer, "SUP-4242")  # refused: throttled
+
+    assert AuditEvent.objects.filter(acting_for=customer).count() >= 4
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert customer not in text
+    assert "SUP-4242" not in text
