@@ -37,13 +37,14 @@ from keyadmin import appservices, audit
 from keyadmin.appservices.connection import (
     SESSION_KEY,
     Connection,
+    app_of_session,
     disconnect,
     forget,
     get_connection,
 )
 from keyadmin.keys.forms import posted_key_name
 from keyadmin.sso import bridge
-from keyadmin.sso.roles import roles_of_on_app
+from keyadmin.sso.roles import ACT_FOR, roles_of_on_app
 from keyadmin.sso.session import is_deferred
 
 logger = logging.getLogger("keyadmin.views")
@@ -191,8 +192,10 @@ def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
 
 
 def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
-    """Middleware: the first request after an act-for time box ends it (revoked upstream,
-    forgotten, audited once) and says why, before any view or page shows the customer."""
+    """Middleware: the first request after an act-for time box ends it, or after the staff
+    member lost the act_for role on its app (groups changed, the app's narrowed), ends acting
+    (revoked upstream, forgotten, audited once) and says why, before any view or page shows
+    the customer."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
         if acting_expired(request):
@@ -211,9 +214,32 @@ def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
                     },
                 )
                 return signin_redirect(request)
+        elif act_for_withdrawn(request):
+            ended = end_acting(request, "act-for role withdrawn")
+            if ended is not None:
+                messages.warning(
+                    request,
+                    _(
+                        "You may no longer act for customers in %(app)s: acting for "
+                        "%(customer)s has ended. Their session was signed out of App Services."
+                    )
+                    % {"customer": ended.acting.customer_id, "app": ended.app.name},
+                )
+                return signin_redirect(request)
         return get_response(request)
 
     return middleware
+
+
+def act_for_withdrawn(request: HttpRequest) -> bool:
+    """Whether the session acts for a customer on an app where the staff member no longer
+    holds act_for: roles are the SSO's word now, not what they were at the start."""
+    session = getattr(request, "session", None)
+    stored = session.get(SESSION_KEY) if session is not None else None
+    if not isinstance(stored, dict) or not isinstance(stored.get("acting"), dict):
+        return False
+    app = app_of_session(request)
+    return app is None or ACT_FOR not in roles_of_on_app(request.user, app)
 
 
 def acting_expired(request: HttpRequest) -> bool:
