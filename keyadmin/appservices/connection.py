@@ -37,6 +37,9 @@ class Acting:
     ends_at: int
     staff_subject: str
     new_user: bool = False  # the sign-in created this App Services user (a mistyped id?)
+    # Random, one per start: forms name it (keyadmin.keys.guards.binding_claims), so a page from
+    # an earlier session for the same customer, under another ticket, is refused in this one.
+    start_id: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -45,6 +48,7 @@ class Acting:
             "ends_at": self.ends_at,
             "staff_subject": self.staff_subject,
             "new_user": self.new_user,
+            "start_id": self.start_id,
         }
 
 

@@ -8,6 +8,7 @@ custom-token login.
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from django.contrib import messages
@@ -278,6 +279,7 @@ def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
         ticket=ticket,
         ends_at=int(time.time()) + minutes * 60,
         staff_subject=staff.subject,
+        start_id=secrets.token_urlsafe(12),
     )
     attempt = throttle.act_for_start(request, app.key)
     try:

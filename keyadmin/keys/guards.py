@@ -289,10 +289,18 @@ def binding_claims(connection: Connection) -> dict[str, str]:
 
     `acting` is the customer a staff member acts for ("" for any other connection): a form from
     a normal connection is refused while acting and the other way round, even for one user id
-    (a staff member's own bridge user and a customer are never confused).
+    (a staff member's own bridge user and a customer are never confused). While acting,
+    `acting_start` names the start too: a page from an earlier session for the same customer
+    would otherwise act under this session's ticket.
     """
-    acting = connection.acting.customer_id if connection.acting else ""
-    return {"app": connection.app_id, "user": connection.user_id, "acting": acting}
+    if connection.acting is None:
+        return {"app": connection.app_id, "user": connection.user_id, "acting": ""}
+    return {
+        "app": connection.app_id,
+        "user": connection.user_id,
+        "acting": connection.acting.customer_id,
+        "acting_start": connection.acting.start_id,
+    }
 
 
 def form_binding(connection: Connection) -> str:

@@ -321,7 +321,10 @@ def test_the_form_binding_tells_acting_from_a_normal_connection_of_the_same_user
     """A staff member's own bridge user and a customer could share a user id: never confused."""
     own = SimpleNamespace(app_id="shop-abcde", user_id="u1", label="me", acting=None)
     acting = SimpleNamespace(
-        app_id="shop-abcde", user_id="u1", label="cus_a", acting=SimpleNamespace(customer_id="u1")
+        app_id="shop-abcde",
+        user_id="u1",
+        label="cus_a",
+        acting=SimpleNamespace(customer_id="u1", start_id="s1"),
     )
 
     assert binding_claims(own) != binding_claims(acting)
