@@ -97,6 +97,17 @@ class Connection:
         )
 
 
+def acting_about(connection: Connection) -> dict[str, str]:
+    """The audit fields of an act-for connection no longer (or not yet) in the session."""
+    acting = connection.acting
+    return {
+        "appservices_user_id": connection.user_id,
+        "app_id": connection.app_id,
+        "acting_for": acting.customer_id if acting else "",
+        "ticket": acting.ticket if acting else "",
+    }
+
+
 def _app_of(app_key: str, app_id: str) -> AppConfig:
     for candidate in all_apps():
         if candidate.key == app_key and candidate.app_id == app_id:

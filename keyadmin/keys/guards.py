@@ -37,6 +37,7 @@ from keyadmin import appservices, audit
 from keyadmin.appservices.connection import (
     SESSION_KEY,
     Connection,
+    acting_about,
     app_of_session,
     disconnect,
     forget,
@@ -171,17 +172,6 @@ def end_acting(request: HttpRequest, why: str) -> Connection | None:
     disconnect(request)
     audit.record(request, "act-for-end", audit.OK, detail=why, about=acting_about(connection))
     return connection
-
-
-def acting_about(connection: Connection) -> dict[str, str]:
-    """The audit fields of an act-for connection no longer (or not yet) in the session."""
-    acting = connection.acting
-    return {
-        "appservices_user_id": connection.user_id,
-        "app_id": connection.app_id,
-        "acting_for": acting.customer_id if acting else "",
-        "ticket": acting.ticket if acting else "",
-    }
 
 
 def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
