@@ -681,3 +681,21 @@ def test_no_customer_id_or_ticket_in_logs_when_refused_throttled_or_deleted(
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert customer not in text
     assert "SUP-4242" not in text
+
+
+def test_the_role_on_one_app_does_not_open_another(client, shop, settings, known_customers):
+    settings.KEYADMIN_APPS = (
+        act_for_app(shop, "locked", act_for_groups=("support-leads",)),
+        act_for_app(shop, "open"),
+    )
+    shop.reset_stats()
+    sign_in_staff(client)  # act_for everywhere, but not in support-leads
+
+    page = client.get(SIGNIN_URL + "?app=locked").content.decode()
+    act_for_form = page.split('id="act-for-heading"', 1)[1].split("</form>", 1)[0]
+    assert 'name="app" value="open"' in act_for_form  # the form offered is the open app's
+    refused = act_for(client, "locked", customer_id())  # the form's app field, altered
+
+    assert refused.status_code == 403 and "appservices" not in client.session
+    assert shop.request_count("login") == 0
+    assert act_for(client, "open", customer_id()).status_code == 302
