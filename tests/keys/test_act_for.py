@@ -488,6 +488,7 @@ def test_a_user_given_a_key_through_keyadmin_is_not_deleted(client, deleting_sho
     sign_in_staff(client)
     act_for(client, "shop", customer_id())
     create_key(client, "made-here")
+    assert DELETE_BUTTON not in client.get(KEYS_URL).content.decode()
     deleting_shop.reset_stats()
 
     client.post(DELETE_USER_URL, {})
