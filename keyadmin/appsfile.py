@@ -94,6 +94,9 @@ class AppConfig:
     ticket_pattern: str | None = None
     max_act_for_minutes: int = DEFAULT_MAX_ACT_FOR_MINUTES
     default_act_for_minutes: int = DEFAULT_ACT_FOR_MINUTES
+    # Whether staff acting for a customer may delete the empty user their sign-in just created
+    # (a mistyped id); the file's default is off for production apps, on for the others.
+    delete_new_users: bool = False
     jwt_audience: str = ""
     jwt_algorithm: str = "RS256"
     jwt_hs256_secret_file: str = ""
@@ -128,6 +131,7 @@ _FIELDS = {
     "ticket_pattern",
     "max_act_for_minutes",
     "default_act_for_minutes",
+    "delete_new_users",
     "jwt_audience",
     "jwt_algorithm",
     "jwt_hs256_secret_file",
@@ -252,8 +256,8 @@ def _strings(entry: dict, name: str, label: str, problems: list[str]) -> tuple[s
     return tuple(item.strip() for item in value)
 
 
-def _flag(entry: dict, name: str, label: str, problems: list[str]) -> bool:
-    value = entry.get(name, False)
+def _flag(entry: dict, name: str, label: str, problems: list[str], default: bool = False) -> bool:
+    value = entry.get(name, default)
     if not isinstance(value, bool):
         problems.append(f"{label}.{name} must be true or false")
         return False
@@ -279,7 +283,7 @@ def _pattern(entry: dict, name: str, label: str, problems: list[str]) -> str | N
         problems.append(f"{label}.{name} must be a non-empty regular expression")
         return None
     try:
-        re.compile(value)
+        re.compile(value, re.ASCII)  # as keyadmin.sso.actfor matches it
     except re.error as exc:
         problems.append(f"{label}.{name} is not a valid regular expression ({exc})")
         return None
@@ -392,6 +396,9 @@ def _app(entry: Any, label: str, folder: Path, problems: list[str]) -> AppConfig
         ticket_pattern=_pattern(entry, "ticket_pattern", label, problems),
         max_act_for_minutes=maximum,
         default_act_for_minutes=duration,
+        delete_new_users=_flag(
+            entry, "delete_new_users", label, problems, default=environment != "production"
+        ),
         jwt_audience=_text(entry, "jwt_audience", label, problems),
         jwt_algorithm=algorithm,
         jwt_hs256_secret_file=secret_file,

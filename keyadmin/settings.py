@@ -258,6 +258,10 @@ KEYADMIN_SIGNIN_STAFF_LIMIT = envcount("KEYADMIN_SIGNIN_STAFF_LIMIT", 20)  # fai
 KEYADMIN_SIGNIN_ADDRESS_LIMIT = envcount("KEYADMIN_SIGNIN_ADDRESS_LIMIT", 50)  # failures per IP
 KEYADMIN_SIGNIN_ANONYMOUS_LIMIT = envcount("KEYADMIN_SIGNIN_ANONYMOUS_LIMIT", 10)  # every one
 KEYADMIN_DEV_SIGNIN_LIMIT = envcount("KEYADMIN_DEV_SIGNIN_LIMIT", 30)  # every one, per IP
+# Starts of acting for a customer, every one, in the same window: per staff member, and per
+# staff member on one app (a burst on one app should not use up the others).
+KEYADMIN_ACT_FOR_STAFF_LIMIT = envcount("KEYADMIN_ACT_FOR_STAFF_LIMIT", 20)
+KEYADMIN_ACT_FOR_APP_LIMIT = envcount("KEYADMIN_ACT_FOR_APP_LIMIT", 10)
 
 from keyadmin.sso.config import check as _check_staff_identity  # noqa: E402
 

@@ -19,6 +19,9 @@ What is counted, per window of KEYADMIN_SIGNIN_WINDOW_SECONDS:
 - Anonymous App Services sign-ins (nothing to guess, but each makes an App Services user), per
   staff member and per address: every one counts.
 - The development sign-in, per address: every one counts.
+- Starting to act for a customer (keyadmin.keys.connect), per staff member and per staff member
+  and app: every start counts, as anonymous sign-ins do (each can create an App Services user
+  for a mistyped id, and each mints a token as strong as the customer's password).
 An attempt that App Services could not judge (unreachable, failing, a location outside the
 allowlist) gives its count back. A block lasts until the window ends, twice as long for each
 block in a row, at most KEYADMIN_SIGNIN_MAX_BLOCK_SECONDS; starting one is audited once
@@ -122,6 +125,23 @@ def dev_signin(request: HttpRequest) -> Attempt:
     return Attempt("signin", (_counter("dev-address", _address(request), limit, KEEP),))
 
 
+def act_for_start(request: HttpRequest, app_key: str) -> Attempt:
+    """What starting to act for a customer on the app `app_key` counts against."""
+    staff = str(request.user.pk)
+    return Attempt(
+        "act-for-start",
+        (
+            _counter("act-for-staff", staff, settings.KEYADMIN_ACT_FOR_STAFF_LIMIT, KEEP),
+            _counter(
+                "act-for-staff-app",
+                f"{staff}\0{app_key}",
+                settings.KEYADMIN_ACT_FOR_APP_LIMIT,
+                KEEP,
+            ),
+        ),
+    )
+
+
 def _window() -> timedelta:
     return timedelta(seconds=settings.KEYADMIN_SIGNIN_WINDOW_SECONDS)
 
@@ -220,6 +240,12 @@ def abandoned(attempt: Attempt) -> None:
 
 def message(refused: Throttled) -> str:
     return _("Too many sign-in attempts. Try again in %(seconds)s s.") % {
+        "seconds": refused.retry_after
+    }
+
+
+def act_for_message(refused: Throttled) -> str:
+    return _("You have started acting for customers too often. Try again in %(seconds)s s.") % {
         "seconds": refused.retry_after
     }
 

@@ -192,6 +192,22 @@ def record_error(
     )
 
 
+def keys_made_for(app_id: str, appservices_user_id: str) -> bool:
+    """Whether keyadmin ever tried to create a key for this App Services user of this app.
+
+    Tried, not only made: a create whose answer was lost may have made a key all the same.
+    """
+    return (
+        AuditEvent.objects.filter(
+            action=AuditEvent.Action.CREATE,
+            app_id=app_id,
+            appservices_user_id=appservices_user_id,
+        )
+        .exclude(outcome=DENIED)
+        .exists()
+    )
+
+
 def record_sampled(
     request: HttpRequest,
     action: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from keyadmin.appservices import (
@@ -13,7 +14,9 @@ from keyadmin.appservices import (
     InvalidKeyName,
     check_key_name,
 )
+from keyadmin.appsfile import AppConfig
 from keyadmin.forms import QUIET
+from keyadmin.sso import actfor
 
 # Browsers compile `pattern` with the `v` flag, where a bare "-" in a class is a syntax error.
 KEY_NAME_HTML_PATTERN = KEY_NAME_PATTERN.replace("-]", r"\-]")
@@ -120,3 +123,91 @@ class KeyFilterForm(forms.Form):
             or (status == "enabled" and key.disabled)
             or (status == "disabled" and key.enabled)
         }
+
+
+def _pattern_hint(pattern: str | None) -> str:
+    # A hint, not an HTML `pattern`: an app's regular expression is Python's, which browsers
+    # (compiling with the `v` flag) may read differently or refuse; the server checks it.
+    if not pattern:
+        return ""
+    return format_html('{} <code translate="no">{}</code>', _("Pattern:"), pattern)
+
+
+class ActForForm(forms.Form):
+    """Acting for a customer of `app`, labelled and hinted as the app says.
+
+    Cleaning is keyadmin.sso.actfor's checks and nothing else (no `required` or `max_length`
+    of Django's own), so the form, the audit trail's reason codes and the token cannot disagree;
+    the HTML attributes only help the browser say so sooner.
+    """
+
+    customer_id = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.TextInput(
+            attrs={
+                "required": True,
+                "maxlength": actfor.MAX_VALUE_LENGTH,
+                "autocomplete": "off",
+                **QUIET,
+            }
+        ),
+    )
+    ticket = forms.CharField(
+        label=_("Reason or ticket reference"),
+        required=False,
+        strip=False,
+        widget=forms.TextInput(
+            attrs={
+                "required": True,
+                "maxlength": actfor.MAX_VALUE_LENGTH,
+                "autocomplete": "off",
+                **QUIET,
+            }
+        ),
+    )
+    minutes = forms.CharField(
+        label=_("For how many minutes"),
+        required=False,
+        widget=forms.NumberInput(attrs={"required": True, "min": 1}),
+    )
+
+    def __init__(self, app: AppConfig, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+        fields = self.fields
+        fields["customer_id"].label = actfor.customer_label(app)
+        fields["customer_id"].help_text = _pattern_hint(app.customer_pattern)
+        fields["ticket"].help_text = _pattern_hint(app.ticket_pattern)
+        fields["minutes"].widget.attrs["max"] = app.max_act_for_minutes
+        fields["minutes"].initial = app.default_act_for_minutes
+        fields["minutes"].help_text = _("At most %(max)s minutes.") % {
+            "max": app.max_act_for_minutes
+        }
+
+    def _checked(self, check, name: str):
+        try:
+            return check(self.app, self.cleaned_data.get(name))
+        except actfor.ActForRefused as refused:
+            raise forms.ValidationError(refused.message, code=refused.reason) from None
+
+    def clean_customer_id(self) -> str:
+        return self._checked(actfor.check_customer_id, "customer_id")
+
+    def clean_ticket(self) -> str:
+        return self._checked(actfor.check_ticket, "ticket")
+
+    def clean_minutes(self) -> int:
+        return self._checked(actfor.check_duration, "minutes")
+
+    def refusal(self) -> actfor.ActForRefused:
+        """The first refusal, in the fields' order, for the audit row and the summary."""
+        for name in self.fields:
+            for error in self.errors.as_data().get(name, []):
+                return actfor.ActForRefused(error.code, error.messages[0])
+        raise ValueError("the form has no error")
+
+    def refuse(self, refused: actfor.ActForRefused) -> None:
+        """Show a refusal made after cleaning at its field (a token too long: the ticket's)."""
+        field = "ticket" if refused.reason == actfor.TOKEN_TOO_LONG else None
+        self.add_error(field, forms.ValidationError(refused.message, code=refused.reason))

@@ -37,13 +37,15 @@ from keyadmin import appservices, audit
 from keyadmin.appservices.connection import (
     SESSION_KEY,
     Connection,
+    acting_about,
+    app_of_session,
     disconnect,
     forget,
     get_connection,
 )
 from keyadmin.keys.forms import posted_key_name
 from keyadmin.sso import bridge
-from keyadmin.sso.roles import roles_of_on_app
+from keyadmin.sso.roles import ACT_FOR, roles_of_on_app
 from keyadmin.sso.session import is_deferred
 
 logger = logging.getLogger("keyadmin.views")
@@ -172,17 +174,6 @@ def end_acting(request: HttpRequest, why: str) -> Connection | None:
     return connection
 
 
-def acting_about(connection: Connection) -> dict[str, str]:
-    """The audit fields of an act-for connection no longer (or not yet) in the session."""
-    acting = connection.acting
-    return {
-        "appservices_user_id": connection.user_id,
-        "app_id": connection.app_id,
-        "acting_for": acting.customer_id if acting else "",
-        "ticket": acting.ticket if acting else "",
-    }
-
-
 def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
     """After a new sign-in replaced an act-for connection (revoked by `connect`): its end row."""
     if previous is not None and previous.acting is not None:
@@ -191,8 +182,10 @@ def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
 
 
 def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
-    """Middleware: the first request after an act-for time box ends it (revoked upstream,
-    forgotten, audited once) and says why, before any view or page shows the customer."""
+    """Middleware: the first request after an act-for time box ends it, or after the staff
+    member lost the act_for role on its app (groups changed, the app's narrowed), ends acting
+    (revoked upstream, forgotten, audited once) and says why, before any view or page shows
+    the customer."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
         if acting_expired(request):
@@ -211,9 +204,32 @@ def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
                     },
                 )
                 return signin_redirect(request)
+        elif act_for_withdrawn(request):
+            ended = end_acting(request, "act-for role withdrawn")
+            if ended is not None:
+                messages.warning(
+                    request,
+                    _(
+                        "You may no longer act for customers in %(app)s: acting for "
+                        "%(customer)s has ended. Their session was signed out of App Services."
+                    )
+                    % {"customer": ended.acting.customer_id, "app": ended.app.name},
+                )
+                return signin_redirect(request)
         return get_response(request)
 
     return middleware
+
+
+def act_for_withdrawn(request: HttpRequest) -> bool:
+    """Whether the session acts for a customer on an app where the staff member no longer
+    holds act_for: roles are the SSO's word now, not what they were at the start."""
+    session = getattr(request, "session", None)
+    stored = session.get(SESSION_KEY) if session is not None else None
+    if not isinstance(stored, dict) or not isinstance(stored.get("acting"), dict):
+        return False
+    app = app_of_session(request)
+    return app is None or ACT_FOR not in roles_of_on_app(request.user, app)
 
 
 def acting_expired(request: HttpRequest) -> bool:
@@ -263,10 +279,18 @@ def binding_claims(connection: Connection) -> dict[str, str]:
 
     `acting` is the customer a staff member acts for ("" for any other connection): a form from
     a normal connection is refused while acting and the other way round, even for one user id
-    (a staff member's own bridge user and a customer are never confused).
+    (a staff member's own bridge user and a customer are never confused). While acting,
+    `acting_start` names the start too: a page from an earlier session for the same customer
+    would otherwise act under this session's ticket.
     """
-    acting = connection.acting.customer_id if connection.acting else ""
-    return {"app": connection.app_id, "user": connection.user_id, "acting": acting}
+    if connection.acting is None:
+        return {"app": connection.app_id, "user": connection.user_id, "acting": ""}
+    return {
+        "app": connection.app_id,
+        "user": connection.user_id,
+        "acting": connection.acting.customer_id,
+        "acting_start": connection.acting.start_id,
+    }
 
 
 def form_binding(connection: Connection) -> str:

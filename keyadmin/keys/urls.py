@@ -19,6 +19,11 @@ urlpatterns = [
     path("appservices/sign-out/", connect.appservices_signout, name="appservices-signout"),
     path("appservices/act-for/", connect.act_for_start, name="act-for-start"),
     path("appservices/act-for/end/", connect.act_for_end, name="act-for-end"),
+    path(
+        "appservices/act-for/delete-user/",
+        connect.act_for_delete_user,
+        name="act-for-delete-user",
+    ),
     path("keys/", views.key_list, name="keys"),
     path("keys/new/", views.create_key, name="key-create"),
     path("keys/<keyid:key_id>/", views.key_detail, name="key-detail"),

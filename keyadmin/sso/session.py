@@ -71,10 +71,16 @@ def after_sign_in(request: HttpRequest, user) -> None:
         bridge.sign_in(request, staff.subject, name=staff.display_name, email=staff.email)
 
 
-def _drop_appservices(request: HttpRequest) -> None:
+def _drop_appservices(request: HttpRequest, why: str) -> None:
     if connection.SESSION_KEY in request.session:
+        current = connection.get_connection(request)
+        if current is None or current.acting is None:
+            audit.record(request, "appservices-signout", audit.OK)  # while the user is known
         connection.disconnect(request)  # revokes the refresh token upstream, best effort
-        audit.record(request, "appservices-signout", audit.OK)
+        if current is not None and current.acting is not None:
+            # Every way acting ends has its row: a start without an end reads as still open.
+            about = connection.acting_about(current)
+            audit.record(request, "act-for-end", audit.OK, detail=why, about=about)
 
 
 def sign_out(request: HttpRequest) -> None:
@@ -85,7 +91,7 @@ def sign_out(request: HttpRequest) -> None:
     """
     request.keyadmin_signout_url = signout_url(request)
     if request.user.is_authenticated:
-        _drop_appservices(request)
+        _drop_appservices(request, "staff signed out")
         audit.record(request, "signout", audit.OK)
     logout(request)  # flushes the session, App Services tokens included
 
@@ -93,7 +99,7 @@ def sign_out(request: HttpRequest) -> None:
 def end_session(request: HttpRequest, reason: str) -> None:
     """End a session the SSO no longer vouches for (subject changed or gone, group removed)."""
     if request.user.is_authenticated:
-        _drop_appservices(request)
+        _drop_appservices(request, f"staff session ended: {reason}"[:200])
         audit.record(request, "signout", audit.OK, detail=reason)
         logout(request)
 

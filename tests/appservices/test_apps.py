@@ -107,6 +107,19 @@ def test_a_toml_file_lists_the_apps_in_order_with_their_settings(two_apps):
     assert staging.jwt_hs256_secret.reveal() == HS256_SECRET.encode()
 
 
+def test_deleting_a_new_empty_user_is_off_on_production_unless_the_file_turns_it_on(
+    two_apps, tmp_path
+):
+    production, staging = load(two_apps)
+    assert (production.delete_new_users, staging.delete_new_users) == (False, True)
+
+    turned = TWO_APPS_TOML.replace(
+        "max_act_for_minutes = 30", "max_act_for_minutes = 30\ndelete_new_users = true"
+    ).replace('environment = "staging"', 'environment = "staging"\ndelete_new_users = false')
+    production, staging = load(write(tmp_path, turned, name="turned.toml"))
+    assert (production.delete_new_users, staging.delete_new_users) == (True, False)
+
+
 def test_a_json_file_says_the_same_as_the_toml_one(two_apps, tmp_path):
     document = tomllib.loads(TWO_APPS_TOML)
     json_file = write(tmp_path, json.dumps(document), name="apps.json")

@@ -46,6 +46,12 @@ def signing_key(folder: Path) -> str:
     return path.read_text().strip()
 
 
+def custom_token_args(secret: str) -> list[str]:
+    """The local server's arguments trusting `secret`, in one `--name=value` word: a url-safe
+    secret starts with "-" one time in 64, and argparse reads a separate "-..." as an option."""
+    return [f"--custom-token-secret={secret}"]
+
+
 def write_apps_file(folder: Path) -> Path:
     """var/apps.toml: the demo app, acting for customers with the HS256 key beside it."""
     path = folder / APPS_FILE
@@ -108,7 +114,7 @@ class Command(BaseCommand):
         demo_app = None
         if not os.environ.get("KEYADMIN_APPS_FILE"):
             folder = demo_dir()
-            extra = ["--custom-token-secret", signing_key(folder)]
+            extra = custom_token_args(signing_key(folder))
             apps_file = write_apps_file(folder)
             os.environ["KEYADMIN_APPS_FILE"] = str(apps_file)  # for runserver's child process
             demo_app = load_apps(
