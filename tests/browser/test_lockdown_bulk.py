@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import TIMEOUT_MS, give_session
 from tests.browser.support import (
     count,
     live_history,
@@ -123,3 +125,37 @@ def test_bulk_delete_of_a_keyboard_selection_that_respects_the_filter(
 
     confirm.get_by_role("link", name="Close").click()
     expect(page.locator("#bulk-panel")).to_be_empty()
+
+
+@pytest.fixture
+def no_js_page(browser, live_server, connected_client, problems):
+    context = browser.new_context(java_script_enabled=False)
+    context.set_default_timeout(TIMEOUT_MS)
+    give_session(context, live_server, connected_client)
+    page = context.new_page()
+    problems.watch(page)
+    yield page
+    context.close()
+
+
+def test_bulk_disable_without_javascript_is_a_form_and_two_pages(
+    no_js_page, live_server, connected_client, emulator, user_credentials
+):
+    seed(connected_client, "ci-a", "ci-b", "prod-c")
+    page = open_keys(no_js_page, live_server)
+    expect(page.get_by_label("Select all shown keys")).to_be_hidden()  # needs JavaScript
+    page.get_by_label("Select ci-a").check()
+    page.get_by_label("Select prod-c").check()
+    emulator.reset_stats()
+
+    page.get_by_role("button", name="Disable selected").click()
+
+    expect(page.get_by_role("heading", level=2)).to_have_text(
+        re.compile(rf"Disable 2 keys of {re.escape(user_credentials[0])} on ")
+    )
+    page.get_by_role("button", name="Disable 2 keys").click()
+
+    expect(page.get_by_role("heading", level=2)).to_have_text(re.compile("2 of 2 keys .* disabled"))
+    expect(page.locator('[data-result="done"]')).to_have_count(2)
+    assert emulator.request_count() == 4  # the confirmation's list, the list, two disables
+    assert states(emulator, user_credentials) == {"ci-a": True, "ci-b": False, "prod-c": True}
