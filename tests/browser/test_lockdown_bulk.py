@@ -83,8 +83,13 @@ def test_bulk_delete_of_a_keyboard_selection_that_respects_the_filter(
     seed(connected_client, "ci-a", "ci-b", "prod-c")
     page = open_keys(keys_page, live_server)
     keyboard = page.keyboard
+    page.get_by_label("Select prod-c").check()
+    expect(page.locator("[data-bulk-count]")).to_have_text("1 key selected")
     page.get_by_label("Name contains").fill("ci-")
     expect(row(page, "prod-c")).to_be_hidden()
+    # A row the filter hides leaves the selection: no action touches a key not shown.
+    expect(page.get_by_label("Select prod-c")).not_to_be_checked()
+    expect(page.locator("[data-bulk-count]")).to_have_text("No key selected")
 
     # "Select all shown", with the keyboard: the hidden row stays out of the selection.
     tab_to(page, page.get_by_label("Select all shown keys"))
