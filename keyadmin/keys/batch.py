@@ -42,9 +42,10 @@ NOT_ATTEMPTED = "not-attempted"
 LEFT = "left"  # undo only: changed by hand since the lock-down, so left as it is
 OUTCOMES = (DONE, ALREADY, GONE, FAILED, NOT_ATTEMPTED, LEFT)
 
-ENABLE = AuditEvent.Action.ENABLE
-DISABLE = AuditEvent.Action.DISABLE
-DELETE = AuditEvent.Action.DELETE
+# Plain strings, as forms post them and dicts are keyed by them.
+ENABLE = AuditEvent.Action.ENABLE.value
+DISABLE = AuditEvent.Action.DISABLE.value
+DELETE = AuditEvent.Action.DELETE.value
 KEY_ACTIONS = (ENABLE, DISABLE, DELETE)
 
 _BATCH_SALT = "keyadmin.keys.batch-id"
@@ -329,6 +330,10 @@ def _of(connection: Connection) -> dict[str, str]:
     return {"app_id": connection.app_id, "appservices_user_id": connection.user_id}
 
 
+# How an undo's summary row names the lock-down it undoes: "undoes lock-down <batch id>; …".
+UNDO_PREFIX = "undoes lock-down"
+
+
 def lockdown_row(batch_id: str) -> AuditEvent | None:
     """The lock-down's (latest) summary row, whoever it was about: the undo page says whose."""
     return AuditEvent.objects.filter(action=AuditEvent.Action.LOCK_DOWN, batch_id=batch_id).first()
@@ -350,10 +355,18 @@ def undo_plan(connection: Connection, batch_id: str) -> tuple[list[AuditEvent], 
     """(rows of keys to re-enable, rows of keys to leave as they are).
 
     A key is re-enabled only while the lock-down's disable is the last change keyadmin made to
-    it: a key enabled, disabled or deleted through keyadmin afterwards (by hand, by a later
-    lock-down or by an undo already done) was decided on since, and that decision stands. A
-    change made outside keyadmin is not in the trail; the fresh list at undo time shows it.
+    it: a key enabled, disabled or deleted through keyadmin afterwards (by hand, or by a later
+    lock-down) was decided on since, and that decision stands. A key an earlier undo of this
+    lock-down re-enabled is neither: it is done. A change made outside keyadmin is not in the
+    trail; the fresh list at undo time shows it.
     """
+    undone_by = set(
+        AuditEvent.objects.filter(
+            action=AuditEvent.Action.LOCK_DOWN_UNDO,
+            detail__startswith=f"{UNDO_PREFIX} {batch_id}",
+            **_of(connection),
+        ).values_list("batch_id", flat=True)
+    )
     again, left = [], []
     for row in disabled_by(connection, batch_id):
         latest = (
@@ -363,6 +376,8 @@ def undo_plan(connection: Connection, batch_id: str) -> tuple[list[AuditEvent], 
             .order_by("-at", "-id")
             .first()
         )
+        if latest is not None and latest.batch_id in undone_by:
+            continue  # an earlier undo of this lock-down re-enabled it: done
         mine = latest is not None and latest.batch_id == batch_id and latest.action == DISABLE
         (again if mine else left).append(row)
     return again, left

@@ -139,6 +139,6 @@ def undo(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
         summary_action=AuditEvent.Action.LOCK_DOWN_UNDO,
         batch_id=batch.new_batch_id(),
         left=[row.key_id for row in plan["left"]],
-        summary_detail=f"undoes lock-down {batch_id}",
+        summary_detail=f"{batch.UNDO_PREFIX} {batch_id}",
     )
     return _results(request, done, UNDO, undone_id=batch_id, lockdown=plan["lockdown"])

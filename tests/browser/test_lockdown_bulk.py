@@ -65,7 +65,9 @@ def test_lock_down_then_undo_it(
     assert axe() == []
     page.get_by_role("button", name="Undo this lock-down").click()
 
-    expect(page.get_by_role("heading", name=re.compile("2 of 2 keys enabled again"))).to_be_focused()
+    expect(
+        page.get_by_role("heading", name=re.compile("2 of 2 keys enabled again"))
+    ).to_be_focused()
     # old-one was disabled before the lock-down: it stays disabled.
     assert states(emulator, user_credentials) == {
         "ci-runner": False,
