@@ -143,6 +143,10 @@ APPSERVICES_TIMEOUT = (
 )
 # The most one call may take, connect, headers and body together, retry included.
 APPSERVICES_DEADLINE = envfloat("APPSERVICES_DEADLINE", 15.0)
+# The most a multi-key action (a lock-down, its undo, a bulk action) may take, its list and
+# every key's call together; keys it did not reach in time are reported "not attempted". Under
+# gunicorn's 30 s timeout and nginx's 65 s proxy_read_timeout.
+KEYADMIN_BATCH_DEADLINE = envfloat("KEYADMIN_BATCH_DEADLINE", 20.0)
 # A bearer token that lets a client off this machine ask /readyz?appservices=1 (keyadmin/health.py).
 KEYADMIN_READYZ_TOKEN = envsecret("KEYADMIN_READYZ_TOKEN") or ""
 # Hosts the location answer may send tokens to; "*." entries match any subdomain. A location

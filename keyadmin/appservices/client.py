@@ -184,6 +184,28 @@ class _AnswerTooLarge(Exception):
     pass
 
 
+_batch = threading.local()
+
+
+@contextlib.contextmanager
+def calls_end_by(at: float) -> Iterator[None]:
+    """Every call this thread makes inside the block ends by `at` (time.monotonic()), sooner
+    than its own APPSERVICES_DEADLINE if need be: the total deadline of a multi-key action."""
+    _batch.at = at
+    try:
+        yield
+    finally:
+        _batch.at = None
+
+
+def _call_seconds() -> float:
+    seconds = settings.APPSERVICES_DEADLINE
+    at = getattr(_batch, "at", None)
+    if at is not None:
+        seconds = max(min(seconds, at - time.monotonic()), 0.001)
+    return seconds
+
+
 class _Deadline:
     """One call's total time, on the monotonic clock: past `at` its sockets are shut down."""
 
@@ -524,7 +546,7 @@ def _call(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = origin + path
     attempts = 2 if retry else 1
-    deadline = _Deadline(settings.APPSERVICES_DEADLINE)
+    deadline = _Deadline(_call_seconds())
     too_slow = UpstreamUnavailable(
         _("App Services did not answer in time. Try again in a moment."),
         method=method,

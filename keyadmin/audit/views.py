@@ -37,6 +37,7 @@ CSV_COLUMNS = (
     "request_id",
     "client_address",
     "detail",
+    "batch_id",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). A cell
 # starts at the beginning of a field, and also after every `;` or `,` or line break, because a

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from keyadmin.keys import connect, views
+from keyadmin.keys import bulk, connect, lockdown, views
 from keyadmin.keys.converters import KeyIdConverter
 
 # A key id that is not 24 lower-case hex digits never reaches a view (nor App Services): 404.
@@ -30,4 +30,11 @@ urlpatterns = [
     path("keys/<keyid:key_id>/enable/", views.enable_key, name="key-enable"),
     path("keys/<keyid:key_id>/disable/", views.disable_key, name="key-disable"),
     path("keys/<keyid:key_id>/delete/", views.delete_key, name="key-delete"),
+    path("keys/bulk/", bulk.bulk, name="keys-bulk"),
+    path("keys/lock-down/", lockdown.lockdown_confirm, name="lockdown-confirm"),
+    path("keys/lock-down/run/", lockdown.lockdown, name="lockdown"),
+    path(
+        "keys/lock-down/<uuid:batch_id>/undo/", lockdown.undo_confirm, name="lockdown-undo-confirm"
+    ),
+    path("keys/lock-down/<uuid:batch_id>/undo/run/", lockdown.undo, name="lockdown-undo"),
 ]

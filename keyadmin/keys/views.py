@@ -27,7 +27,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from keyadmin import appservices, audit
 from keyadmin.appservices import MAX_KEYS_PER_USER, ApiKey
-from keyadmin.keys import resubmit
+from keyadmin.keys import batch, resubmit
 from keyadmin.keys.forms import CreateKeyForm, KeyFilterForm, posted_key_name
 from keyadmin.keys.guards import (
     NAME_ERRORS,
@@ -124,6 +124,7 @@ def _render_keys(
         "list_error": error,
         "stale": stale,
         "max_keys": MAX_KEYS_PER_USER,
+        "latest_lockdown": batch.latest_lockdown(request.connection),
     }
     # The htmx fragment is the table alone: no create form to issue a nonce for.
     with_create_form = (

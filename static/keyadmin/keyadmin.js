@@ -380,6 +380,97 @@
     if (panel) { showSnippets(panel, details.open); }
   }, true);
 
+  /* --- Bulk actions and the lock-down: the selection, its count, progress, changed rows --- */
+
+  function selectBoxes() { return $$('#key-rows > tr.key-row input[data-select-key]'); }
+
+  function showSelection() {
+    var boxes = selectBoxes();
+    var shown = boxes.filter(function (box) { return !box.closest('tr').hidden; });
+    var picked = boxes.filter(function (box) { return box.checked; }).length;
+    var all = $('[data-select-all]');
+    if (all) {
+      var shownPicked = shown.filter(function (box) { return box.checked; }).length;
+      all.checked = shown.length > 0 && shownPicked === shown.length;
+      all.indeterminate = shownPicked > 0 && shownPicked < shown.length;
+    }
+    var counter = $('[data-bulk-count]');
+    if (counter) {
+      var message = picked === 0 ? text(counter, 'none') :
+        picked === 1 ? text(counter, 'one') : text(counter, 'many').replace('{count}', String(picked));
+      if (counter.textContent !== message) { counter.textContent = message; }
+    }
+    var toolbar = $('#bulk-form');
+    if (toolbar && $('#key-rows')) { toolbar.hidden = rows().length === 0; }
+  }
+
+  /* A row the filter hides leaves the selection: an action never touches a key not shown. */
+  function dropHidden() {
+    selectBoxes().forEach(function (box) { if (box.closest('tr').hidden) { box.checked = false; } });
+    showSelection();
+  }
+
+  document.addEventListener('change', function (event) {
+    var box = event.target;
+    if (box.hasAttribute && box.hasAttribute('data-select-all')) {
+      // "Select all shown": the rows the filter shows, never the hidden ones.
+      selectBoxes().forEach(function (each) { each.checked = box.checked && !each.closest('tr').hidden; });
+      showSelection();
+    } else if (box.hasAttribute && box.hasAttribute('data-select-key')) {
+      showSelection();
+    } else if (box.form && box.form.id === 'key-filter') {
+      dropHidden();
+    }
+  });
+  document.addEventListener('input', function (event) {
+    if (event.target.form && event.target.form.id === 'key-filter') { dropHidden(); }
+  });
+
+  /* While a batch works (one request per key, up to its deadline), say so in its live region. */
+  document.addEventListener('htmx:beforeRequest', function (event) {
+    var form = event.detail.elt;
+    if (!form.hasAttribute || !form.hasAttribute('data-batch-form')) { return; }
+    var live = $('[data-batch-progress]', form.parentNode);
+    if (live) { live.textContent = text(form, 'working'); }
+  });
+
+  /* The rows a bulk action changed take the place of the shown ones; rows of keys now gone leave. */
+  document.addEventListener('htmx:afterSwap', function () {
+    var panel = $('#bulk-panel[data-batch-done]');
+    if (!panel) { return; }
+    panel.removeAttribute('data-batch-done');
+    var changed = $('template[data-batch-rows]', panel);
+    if (changed) {
+      $$('tr.key-row[id]', changed.content).forEach(function (fresh) {
+        var shown = document.getElementById(fresh.id);
+        if (!shown) { return; }
+        var row = document.importNode(fresh, true);
+        row.hidden = shown.hidden;
+        shown.replaceWith(row);
+        if (window.htmx) { window.htmx.process(row); }
+      });
+      changed.remove();
+    }
+    (panel.getAttribute('data-gone-ids') || '').split(' ').forEach(function (id) {
+      var gone = id && document.getElementById('key-' + id);
+      if (gone) { gone.remove(); }
+    });
+  });
+
+  document.addEventListener('htmx:afterRequest', showSelection);
+
+  document.addEventListener('click', function (event) {
+    var close = event.target.closest('[data-bulk-close]');
+    var panel = close && close.closest('#bulk-panel');
+    if (!panel || !$('#key-table')) { return; }
+    event.preventDefault();
+    var empty = document.createElement('div');
+    empty.id = 'bulk-panel';
+    panel.replaceWith(empty);
+    var back = $('#bulk-form button');
+    if (back) { back.focus(); }
+  });
+
   /* The secret must not outlive the page: not in the back/forward cache, not on return. */
   window.addEventListener('pagehide', function () { $$('[data-secret-panel]').forEach(removeSecret); });
   window.addEventListener('pageshow', function (event) {
@@ -387,5 +478,6 @@
   });
 
   refresh();
+  showSelection();
   focusMarked();
 }());

@@ -182,3 +182,24 @@ def test_csv_cell_leaves_plain_values_alone():
     assert csv_cell("ci-deploy") == "ci-deploy"
     assert csv_cell(None) == ""
     assert csv_cell(204) == "204"
+
+
+def test_it_shows_filters_and_exports_the_batch_id_and_links_a_lock_down_to_its_undo(client):
+    batch = "0b7a5e0c-3f43-4c1e-9d6a-1f2e3d4c5b6a"
+    add(action="disable", key_name="in-batch", batch_id=batch)
+    add(action="lock-down", batch_id=batch, detail="disable 1 keys: 1 done")
+    add(action="disable", key_name="by-hand")
+
+    response = client.get(URL, {"batch": batch}, **AUDITOR)
+    exported = client.get(EXPORT, {"batch": batch}, **AUDITOR)
+
+    assert [event.action for event in shown(response)] == ["lock-down", "disable"]
+    html = response.content.decode()
+    assert f'<a href="?batch={batch}"><code translate="no">{batch}</code></a>' in html
+    assert f'href="/keys/lock-down/{batch}/undo/">Undo this lock-down</a>' in html
+    assert html.count("Undo this lock-down") == 1  # on the lock-down row only
+    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    assert [(row["action"], row["batch_id"]) for row in rows] == [
+        ("lock-down", batch),
+        ("disable", batch),
+    ]
