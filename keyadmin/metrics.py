@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 # keyadmin's own metrics only: in multiprocess mode the exposition reads every worker's files
@@ -124,6 +125,12 @@ def staff_signin(outcome: str) -> None:
 
 def _route(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
+    if match is None:
+        # Answered before the URL was resolved (an https redirect, a refused host) or unresolvable.
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            match = None
     if match is not None:
         return match.view_name or match.route or "unnamed"
     # WhiteNoise answers static files before any URL pattern is resolved.

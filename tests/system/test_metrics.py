@@ -177,3 +177,17 @@ def test_it_is_not_redirected_to_https(client, settings):
     assert client.get("/metrics").status_code == 200
     assert client.get("/healthz").status_code == 200
     assert client.get("/keys/").status_code == 301
+
+
+def test_answers_given_before_the_url_is_resolved_are_counted_under_its_pattern(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    redirects = value(scraped(client.get("/metrics")), "keyadmin_http_requests_total", status="301")
+
+    client.get("/keys/0123456789abcdef01234567/")
+    client.get("/no-such-page/0123456789abcdef01234567/")
+
+    samples = scraped(client.get("/metrics"))
+    assert value(samples, "keyadmin_http_requests_total", status="301") == redirects + 2
+    assert value(samples, "keyadmin_http_requests_total", route="keyadmin:key-detail", status="301")
+    assert value(samples, "keyadmin_http_requests_total", route="unmatched", status="301")
+    assert "0123456789abcdef01234567" not in client.get("/metrics").content.decode()
