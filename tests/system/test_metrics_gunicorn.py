@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -86,3 +87,20 @@ def test_a_workers_counts_outlive_it(server):
         time.sleep(0.1)
 
     assert healthz_count(server) == before
+
+
+def metrics_dirs_mapped_by(pid: int) -> set[Path]:
+    """The directories of the metrics files a process has mapped into its memory."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return {Path(line.split()[-1]).parent for line in maps if line.endswith(".db")}
+
+
+def test_without_a_directory_given_each_start_makes_its_own_and_removes_it(tmp_path):
+    env = production_env(tmp_path)  # the harness never passes PROMETHEUS_MULTIPROC_DIR on
+    with keyadmin_server(env, tmp_path / "gunicorn.log", workers=1) as running:
+        assert get(running.url + "/healthz").status_code == 200
+        (made,) = metrics_dirs_mapped_by(running.worker_pids()[0])
+        assert made.name.startswith("keyadmin-metrics-")
+        assert healthz_count(running) == 1
+
+    assert not made.exists()
