@@ -89,9 +89,9 @@ control_socket_disable = True
 # this file is read: the variable must be set here, not in a hook. Counts from an earlier start
 # must not be added to this one's, nor two instances' to each other's: a fresh directory per start
 # unless one is given (then emptied of earlier metrics in on_starting).
-_metrics_dir_made = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _metrics_dir_made:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="keyadmin-metrics-")
+_MADE_METRICS_DIR = "keyadmin-metrics-"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_MADE_METRICS_DIR)
 
 
 def on_starting(server):
@@ -104,11 +104,15 @@ def on_starting(server):
 
 def child_exit(server, worker):
     # A dead worker's counters still count (requests it answered happened); its live gauges not.
+    # Imported here: at the top it would come before the variable above is set.
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server):
-    if _metrics_dir_made:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    # Told apart by name, not by a flag: a HUP reads this file again, with the variable set.
+    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    made_here = metrics_dir.parent == Path(tempfile.gettempdir())
+    if made_here and metrics_dir.name.startswith(_MADE_METRICS_DIR):
+        shutil.rmtree(metrics_dir, ignore_errors=True)
