@@ -99,8 +99,17 @@ def test_without_a_directory_given_each_start_makes_its_own_and_removes_it(tmp_p
     env = production_env(tmp_path)  # the harness never passes PROMETHEUS_MULTIPROC_DIR on
     with keyadmin_server(env, tmp_path / "gunicorn.log", workers=1) as running:
         assert get(running.url + "/healthz").status_code == 200
-        (made,) = metrics_dirs_mapped_by(running.worker_pids()[0])
+        (first,) = running.worker_pids()
+        (made,) = metrics_dirs_mapped_by(first)
         assert made.name.startswith("keyadmin-metrics-")
+
+        # A HUP reads gunicorn.conf.py again and replaces the worker: same directory, same counts.
+        os.kill(running.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while len(running.worker_pids()) != 1 or running.worker_pids() == [first]:
+            assert time.monotonic() < deadline, running.log_tail()
+            time.sleep(0.1)
         assert healthz_count(running) == 1
+        assert metrics_dirs_mapped_by(running.worker_pids()[0]) == {made}
 
     assert not made.exists()
