@@ -149,6 +149,13 @@ APPSERVICES_DEADLINE = envfloat("APPSERVICES_DEADLINE", 15.0)
 KEYADMIN_BATCH_DEADLINE = envfloat("KEYADMIN_BATCH_DEADLINE", 20.0)
 # A bearer token that lets a client off this machine ask /readyz?appservices=1 (keyadmin/health.py).
 KEYADMIN_READYZ_TOKEN = envsecret("KEYADMIN_READYZ_TOKEN") or ""
+# A bearer token that lets a scraper off this machine read /metrics (keyadmin/metrics_views.py).
+KEYADMIN_METRICS_TOKEN = envsecret("KEYADMIN_METRICS_TOKEN") or ""
+if 0 < len(KEYADMIN_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "KEYADMIN_METRICS_TOKEN must be at least 32 characters (python -c "
+        "'import secrets; print(secrets.token_urlsafe(32))')"
+    )
 # Hosts the location answer may send tokens to; "*." entries match any subdomain. A location
 # answer keeps the base URL's scheme and port unless an entry names its origin in full
 # (scheme://host:port).
@@ -293,6 +300,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it counts every answer, the https redirects and refusals of the others included.
+    "keyadmin.metrics.http_requests",
     "django.middleware.security.SecurityMiddleware",
     "keyadmin.middleware.request_id",
     "keyadmin.middleware.access_log",
@@ -421,7 +430,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = envbool("KEYADMIN_SSL_REDIRECT", not DEBUG)
 # Health checks come from the process manager or load balancer, often over plain http.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 # Preload is a promise to browsers that the whole domain is https-only; off only by choice.

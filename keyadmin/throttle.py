@@ -47,7 +47,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from keyadmin import audit
+from keyadmin import audit, metrics
 from keyadmin.models import SignInThrottle
 
 # What a success does to a counter.
@@ -178,6 +178,7 @@ def begin(request: HttpRequest, attempt: Attempt) -> None:
     now = timezone.now()
     started: list[tuple[Counter, int]] = []
     waits: list[int] = []
+    refused_by: list[str] = []
     with transaction.atomic():
         SignInThrottle.objects.filter(expires_at__lt=now).delete()
         rows = []
@@ -190,6 +191,7 @@ def begin(request: HttpRequest, attempt: Attempt) -> None:
             )
             if row.blocked_until is not None and row.blocked_until > now:
                 waits.append(_seconds_until(row.blocked_until, now))
+                refused_by.append(counter.scope)
             else:
                 if row.blocked_until is not None or row.window_start + _window() <= now:
                     _start_window(row, now)
@@ -197,6 +199,7 @@ def begin(request: HttpRequest, attempt: Attempt) -> None:
                     _block(row, now)
                     waits.append(_seconds_until(row.blocked_until, now))
                     started.append((counter, waits[-1]))
+                    refused_by.append(counter.scope)
             rows.append(row)
         for row in rows:
             if not waits:
@@ -215,6 +218,7 @@ def begin(request: HttpRequest, attempt: Attempt) -> None:
             detail=f"{attempt.action}: too many per {scopes}; blocked for {seconds} s",
         )
     if waits:
+        metrics.throttled([counter.scope for counter, _seconds in started], refused_by)
         raise Throttled(max(waits))
 
 

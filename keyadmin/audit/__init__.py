@@ -22,6 +22,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 from django.utils import timezone
 
+from keyadmin import metrics
 from keyadmin.appservices import KEY_ID_PATTERN
 from keyadmin.appservices.connection import SESSION_KEY
 from keyadmin.models import AuditEvent
@@ -160,6 +161,7 @@ def record(
         # turn that into a 500. The log line below still carries the event.
         logger.exception("could not store the audit event %s/%s", action, outcome)
         event = None
+    metrics.audit_written(action, outcome, stored=event is not None)
     logger.info(
         "audit action=%s outcome=%s status=%s staff=%r key_id=%s request_id=%s",
         action,
@@ -232,6 +234,8 @@ def record_sampled(
     )
     if recent.exists():
         _count(counter)
+        if action == AuditEvent.Action.SIGNIN:
+            metrics.staff_signin(outcome)
         logger.info(
             "audit action=%s outcome=%s from %s counted, not recorded: one row a minute (%s)",
             action,
