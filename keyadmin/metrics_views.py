@@ -37,17 +37,9 @@ from prometheus_client.registry import Collector
 from keyadmin import metrics
 from keyadmin.appsfile import LONGEST_ACT_FOR_MINUTES
 from keyadmin.models import AuditEvent
-from keyadmin.origins import is_loopback
+from keyadmin.origins import from_this_machine
 
 logger = logging.getLogger("keyadmin.metrics")
-
-_FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
-
-
-def _from_this_machine(request: HttpRequest) -> bool:
-    if any(header in request.META for header in _FORWARDED):
-        return False
-    return is_loopback(request.META.get("REMOTE_ADDR"))
 
 
 def _may_scrape(request: HttpRequest) -> bool:
@@ -55,7 +47,7 @@ def _may_scrape(request: HttpRequest) -> bool:
     if scheme.lower() == "bearer":
         token = settings.KEYADMIN_METRICS_TOKEN
         return bool(token) and hmac.compare_digest(offered.strip().encode(), token.encode())
-    return _from_this_machine(request)
+    return from_this_machine(request)
 
 
 def _registry() -> CollectorRegistry:
