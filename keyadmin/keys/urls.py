@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from keyadmin.keys import connect, views
+from keyadmin.keys import connect, lifecycle, views
 from keyadmin.keys.converters import KeyIdConverter
 
 # A key id that is not 24 lower-case hex digits never reaches a view (nor App Services): 404.
@@ -25,4 +25,7 @@ urlpatterns = [
     path("keys/<keyid:key_id>/enable/", views.enable_key, name="key-enable"),
     path("keys/<keyid:key_id>/disable/", views.disable_key, name="key-disable"),
     path("keys/<keyid:key_id>/delete/", views.delete_key, name="key-delete"),
+    path("keys/<keyid:key_id>/note/", lifecycle.edit_note, name="key-note"),
+    path("keys/<keyid:key_id>/reviewed/", lifecycle.mark_reviewed, name="key-reviewed"),
+    path("keys/<keyid:key_id>/rotate/", lifecycle.rotate_key, name="key-rotate"),
 ]

@@ -58,15 +58,33 @@
     if (!form || !noMatch) { return; }
     var query = form.elements.q.value.trim().toLowerCase();
     var status = form.elements.status.value;
+    var review = form.elements.review ? form.elements.review.value : '';
     var all = rows();
     var shown = 0;
     all.forEach(function (row) {
+      var due = row.getAttribute('data-review') || '';
       var hide = (query && (row.getAttribute('data-name') || '').toLowerCase().indexOf(query) < 0) ||
-        (status && row.getAttribute('data-status') !== status);
+        (status && row.getAttribute('data-status') !== status) ||
+        (review === 'overdue' && due !== 'overdue') || (review === 'due' && !due);
       row.hidden = !!hide;
       if (!hide) { shown += 1; }
     });
     noMatch.hidden = !(all.length && !shown);
+  }
+
+  /* The header's review count, from the rows: a note saved or "Reviewed" changes one row only. */
+  function countReviews() {
+    var box = $('#review-count');
+    if (!box) { return; }
+    var total = 0;
+    $$('[data-review-count]', box).forEach(function (out) {
+      var kind = out.getAttribute('data-review-count');
+      var n = rows().filter(function (row) { return row.getAttribute('data-review') === kind; }).length;
+      out.textContent = String(n);
+      out.parentNode.hidden = n === 0;
+      total += n;
+    });
+    box.hidden = total === 0;
   }
 
   function refresh() {
@@ -83,6 +101,7 @@
     ['#keys-wrap', '#key-filter'].forEach(function (sel) { var el = $(sel); if (el) { el.hidden = n === 0; } });
     var empty = $('#keys-empty');
     if (empty) { empty.hidden = n > 0; }
+    countReviews();
     applyFilter();
   }
 
@@ -288,6 +307,7 @@
       event.preventDefault();
       filter.elements.q.value = '';
       filter.elements.status.value = '';
+      if (filter.elements.review) { filter.elements.review.value = ''; }
       applyFilter();
       filter.elements.q.focus();
     }
