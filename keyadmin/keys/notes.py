@@ -173,15 +173,22 @@ def missing_notes(connection: Connection, keys: list[ApiKey]) -> list[KeyNote]:
     """After a list answer: the notes whose key it lacks (deleted outside keyadmin).
 
     Newly missing ones get `missing_since` now, so the retention command can prune them later;
-    a note whose key is listed again loses it. At most three queries, two of them only when a
-    note's state changes.
+    a note whose key is listed again loses it. One query, and one more per kind of change.
     """
-    ids = [key.id for key in keys]
-    now = timezone.now()
+    ids = {key.id for key in keys}
     mine = notes_of(connection)
-    mine.filter(missing_since__isnull=False, key_id__in=ids).update(missing_since=None)
-    mine.filter(~Q(key_id__in=ids), missing_since__isnull=True).update(missing_since=now)
-    return list(mine.filter(missing_since__isnull=False).order_by("missing_since", "key_id"))
+    candidates = list(mine.filter(~Q(key_id__in=ids) | Q(missing_since__isnull=False)))
+    back = [note.key_id for note in candidates if note.key_id in ids]
+    newly = [note for note in candidates if note.key_id not in ids and note.missing_since is None]
+    if back:
+        mine.filter(key_id__in=back).update(missing_since=None)
+    if newly:
+        now = timezone.now()
+        mine.filter(key_id__in=[note.key_id for note in newly]).update(missing_since=now)
+        for note in newly:
+            note.missing_since = now
+    gone = [note for note in candidates if note.key_id not in ids]
+    return sorted(gone, key=lambda note: (note.missing_since, note.key_id))
 
 
 @dataclass(frozen=True)
