@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_POST
 
 from keyadmin import appservices, audit
-from keyadmin.keys import notes
+from keyadmin.keys import notes, resubmit
 from keyadmin.keys.forms import NoteForm, RotateKeyForm
 from keyadmin.keys.guards import (
     NAME_ERRORS,
@@ -37,7 +37,9 @@ from keyadmin.keys.views import (
     _noted,
     _owner,
     _posted_key,
+    just_made_twin,
     look_for_lost_key,
+    with_rotate_nonce,
 )
 from keyadmin.sso.access import role_required
 from keyadmin.sso.roles import OPERATOR
@@ -120,7 +122,9 @@ def _render_rotate(
     lost_key: appservices.ApiKey | None = None,
 ) -> HttpResponse:
     """The old key's row with its rotate form open: the typed name kept, and why it failed."""
-    key = _noted(request, _posted_key(request, key_id))
+    key = with_rotate_nonce(request, _noted(request, _posted_key(request, key_id)))
+    if lost_key is not None:
+        lost_key = _noted(request, lost_key)
     context = {"key": key, "rotate_form": form, "rotate_problem": problem, "lost_key": lost_key}
     context = _bound(request, context)
     if request.htmx:
@@ -134,6 +138,19 @@ def _rotate_failed(
 ) -> HttpResponse:
     form = RotateKeyForm(request.POST)
     form.is_valid()
+    resubmit.settle(request, made_nothing=True)
+    if isinstance(error, appservices.KeyNameTaken) and "new_name" in form.cleaned_data:
+        twin = just_made_twin(request, form.cleaned_data["new_name"])
+        if twin is not None:
+            problem = _(
+                "A key named “%(name)s” was created moments ago. If that was this form sent "
+                "twice (a double click, or a reload while it was working), its secret went to "
+                "the first answer, which the browser dropped."
+            ) % {"name": twin.name}
+            problem += " " + _(
+                "If you did not store the secret, delete the key and create a new one."
+            )
+            return _render_rotate(request, key_id, form, problem=problem, lost_key=twin)
     if isinstance(error, NAME_ERRORS) and "new_name" in form.cleaned_data:
         form.add_error("new_name", error.message)
         return _render_rotate(request, key_id, form)
@@ -191,11 +208,13 @@ def rotate_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     form = RotateKeyForm(request.POST)
     if not form.is_valid():
         return _render_rotate(request, key_id, form)
+    resubmit.claim(request, form.cleaned_data["new_name"])
     asked_at = _clock()
     try:
         new_key = session.create_api_key(form.cleaned_data["new_name"])
     except appservices.CreateOutcomeUnknown as error:
         return _lost_rotate(request, session, key_id, form, error, asked_at)
+    resubmit.settle(request, key_id=new_key.id)
     notes.link_rotation(request.connection, key_id, new_key.id)
     audit.record(
         request,

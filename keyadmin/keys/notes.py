@@ -61,6 +61,8 @@ class NotedKey(ApiKey):
     # Filled in only when the whole list is known: the successor's name, a free name to rotate to.
     successor_name: str = ""
     rotate_to: str = ""
+    # The rotate form's resubmit nonce (keys/resubmit.py), issued when the form is rendered.
+    rotate_nonce: str = ""
     today: date = field(default_factory=lambda: timezone.localdate())
 
     @property
@@ -245,8 +247,11 @@ def link_rotation(connection: Connection, old_id: str, new_id: str) -> KeyNote:
 
 
 def forget(connection: Connection, key_id: str) -> None:
-    """The key was deleted through keyadmin: its note goes with it."""
-    notes_of(connection).filter(key_id=key_id).delete()
+    """The key was deleted through keyadmin: its note goes with it, and a key it superseded is
+    no longer superseded (a successor deleted before it was used)."""
+    mine = notes_of(connection)
+    mine.filter(key_id=key_id).delete()
+    mine.filter(superseded_by=key_id).update(superseded_by="", updated_at=timezone.now())
 
 
 def overdue(app_id: str, today: date | None = None):

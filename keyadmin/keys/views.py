@@ -12,6 +12,7 @@ posts back is shown in the re-rendered row and never stored.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -88,6 +89,12 @@ def _noted(request: HtmxHttpRequest, key: ApiKey) -> notes.NotedKey:
     return notes.annotate(request.connection, [key])[0]
 
 
+def with_rotate_nonce(request: HtmxHttpRequest, key: notes.NotedKey) -> notes.NotedKey:
+    """`key` with a fresh nonce for its rotate form: a rotate sent twice is told from a name
+    someone else took, as a create is."""
+    return dataclasses.replace(key, rotate_nonce=resubmit.issue(request))
+
+
 def _create_form(request: HtmxHttpRequest) -> CreateKeyForm:
     """An empty create form, its review date one review period away (the app's), and while
     acting for a customer, the act-for ticket."""
@@ -153,6 +160,8 @@ def _render_keys(
         and OPERATOR in roles_of(request.user)
     )
     context = _bound(request, context, create_form=with_create_form)
+    if OPERATOR in roles_of(request.user):
+        context["keys"] = [with_rotate_nonce(request, key) for key in keys]
     template = f"{KEYS}#key-table" if request.htmx else KEYS
     return render(request, template, context, status=status)
 
@@ -317,7 +326,7 @@ def _lost_create(
     return _render_create_form(request, form, error, notice=notice % {"name": name})
 
 
-def _just_made_twin(request: HtmxHttpRequest, name: str) -> ApiKey | None:
+def just_made_twin(request: HtmxHttpRequest, name: str) -> ApiKey | None:
     """The key this very form made when it was sent before, if there is one (one list request).
 
     Only for a form this session sent earlier with the same name (`resubmit`), and only a key
@@ -351,7 +360,7 @@ def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError
     # about a key of this form's.
     resubmit.settle(request, made_nothing=True)
     if isinstance(error, appservices.KeyNameTaken) and "name" in form.cleaned_data:
-        twin = _just_made_twin(request, form.cleaned_data["name"])
+        twin = just_made_twin(request, form.cleaned_data["name"])
         if twin is not None:
             return _render_create_form(request, form, lost_key=twin, twin=True)
     if isinstance(error, NAME_ERRORS):

@@ -4,6 +4,7 @@ kept enabled and marked superseded, both linked in their notes and in one audit 
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from django.contrib.sessions.models import Session
@@ -205,3 +206,37 @@ def test_a_viewer_cannot_rotate(client, emulator, user_credentials):
     assert response.status_code == 403
     assert emulator.request_count() == 0
     assert 'class="rotate"' not in client.get(KEYS_URL).content.decode()
+
+
+def test_a_rotate_sent_twice_without_javascript_offers_to_delete_its_own_successor(
+    client, emulator, user_credentials, old_id
+):
+    page = client.get(KEYS_URL).content.decode()
+    form = page.split(f'action="/keys/{old_id}/rotate/"')[1].split("</form>")[0]
+    nonce = re.search(r'name="form_nonce" value="([^"]+)"', form).group(1)
+    data = row_post(old_id, "ci-runner", new_name="ci-runner-2", form_nonce=nonce)
+    client.post(key_url(old_id, "rotate"), data)  # the answer with the secret, dropped
+    emulator.reset_stats()
+
+    again = client.post(key_url(old_id, "rotate"), data)
+
+    assert emulator.request_count("keys_create") == 1  # refused: name taken; never a third
+    html = again.content.decode()
+    twin = next(k for k in emulator.keys_of(user_credentials[0]) if k["name"] == "ci-runner-2")
+    assert "was created moments ago" in visible(html)
+    assert f'action="/keys/{twin["_id"]}/delete/"' in html
+
+    client.post(key_url(twin["_id"], "delete"), row_post(twin["_id"], "ci-runner-2", confirm="1"))
+
+    assert not KeyNote.objects.filter(key_id=twin["_id"]).exists()
+    assert KeyNote.objects.get(key_id=old_id).superseded_by == ""  # no longer superseded
+
+
+def test_a_taken_name_from_another_form_gets_no_offer(client, emulator, old_id):
+    client.post("/keys/new/", {"name": "ci-runner-2"}, headers=HTMX)
+    emulator.reset_stats()
+
+    response = rotate(client, old_id)
+
+    assert "moments ago" not in visible(response.content.decode())
+    assert emulator.request_count() == 1  # no list to look for a twin without a claim
