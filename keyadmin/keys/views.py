@@ -517,6 +517,6 @@ def _detail_failed(
 @app_role_required(VIEWER)
 @upstream_errors(_detail_failed)
 def key_detail(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
-    key = _manageable(request).get_api_key(key_id)
+    key = _noted(request, _manageable(request).get_api_key(key_id))
     context = {"key_id": key_id, "key": key, "owner": _owner(request)}
     return render(request, "keyadmin/key-detail.html", context)

@@ -270,3 +270,14 @@ def test_a_note_whose_key_went_elsewhere_is_shown_as_such_and_pruned_later(
     KeyNote.objects.filter(key_id=key_id).update(missing_since=timezone.now() - timedelta(days=400))
     call_command("prune_audit")
     assert not KeyNote.objects.filter(key_id=key_id).exists()
+
+
+def test_the_key_page_shows_the_note_and_provenance(client, emulator, key_id):
+    save(client, key_id)
+    emulator.reset_stats()
+
+    page = visible(client.get(key_url(key_id)).content.decode())
+
+    assert emulator.request_count() == 1  # the key itself; the note is keyadmin's
+    assert "Nightly CI of shop-backend" in page and "Ticket SUP-1234" in page
+    assert "Created by Sam Support on" in page
