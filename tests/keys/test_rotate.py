@@ -240,3 +240,14 @@ def test_a_taken_name_from_another_form_gets_no_offer(client, emulator, old_id):
 
     assert "moments ago" not in visible(response.content.decode())
     assert emulator.request_count() == 1  # no list to look for a twin without a claim
+
+
+def test_an_ended_session_sends_htmx_back_to_sign_in(client, emulator, old_id):
+    emulator.add_fault(route="keys_create", action="status", status=401)
+
+    response = rotate(client, old_id)
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/appservices/sign-in/"
+    assert emulator.request_count("keys_create") == 1
+    assert not KeyNote.objects.get(key_id=old_id).superseded_by
