@@ -65,17 +65,13 @@ def _note_refused(request: HtmxHttpRequest, key_id: str, form: NoteForm) -> Http
     return render(request, "keyadmin/row-page.html", context)
 
 
-def note_form(request: HtmxHttpRequest, key_id: str) -> NoteForm:
-    return NoteForm(request.POST, auto_id=f"note-{key_id}-%s")
-
-
 @require_POST
 @role_required(OPERATOR)
 @appservices_required
 @app_role_required(OPERATOR)
 @bound_form("note")
 def edit_note(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
-    form = note_form(request, key_id)
+    form = NoteForm(request.POST)
     if not form.is_valid():
         return _note_refused(request, key_id, form)
     change = notes.save_note(request.connection, key_id, form.note_values())

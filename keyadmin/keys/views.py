@@ -12,10 +12,9 @@ posts back is shown in the re-rendered row and never stored.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -92,7 +91,7 @@ def _noted(request: HtmxHttpRequest, key: ApiKey) -> notes.NotedKey:
 def with_rotate_nonce(request: HtmxHttpRequest, key: notes.NotedKey) -> notes.NotedKey:
     """`key` with a fresh nonce for its rotate form: a rotate sent twice is told from a name
     someone else took, as a create is."""
-    return dataclasses.replace(key, rotate_nonce=resubmit.issue(request))
+    return replace(key, rotate_nonce=resubmit.issue(request))
 
 
 def _create_form(request: HtmxHttpRequest) -> CreateKeyForm:
