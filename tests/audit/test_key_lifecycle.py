@@ -10,6 +10,7 @@ from django.utils import timezone
 from keyadmin.appservices import ApiKey
 from keyadmin.keys import notes
 from keyadmin.models import AuditEvent, KeyNote
+from tests.sso.staff import configure, provision_staff
 
 APP, USER = "shop-abcde", "6500000000000000000000aa"
 MADE, ROTATED, OUTSIDE = "65a1b2c3d4e5f60718293a4b", "65a1b2c3d4e5f60718293a4c", "65a1b2c3d4e5f607"
@@ -91,3 +92,15 @@ def test_missing_notes_are_marked_once_and_cleared_when_the_key_is_back():
     assert gone.key_id == ROTATED and still.missing_since == first_seen
     assert KeyNote.objects.get(app_id="other-app").missing_since is None  # another app's
     assert notes.missing_notes(CONNECTION, [key(MADE), key(ROTATED)]) == []
+
+
+def test_the_audit_page_shows_what_a_note_edit_changed(client, settings):
+    configure(settings)
+    provision_staff(client, "auditor", name="Ada Auditor")
+    event(action="note", key_id=MADE, changes={"ticket": ["SUP-1", "SUP-2"], "owner": ["", "ops"]})
+
+    page = client.get("/audit/").content.decode()
+
+    assert '<code translate="no">ticket</code>: <span translate="no">SUP-1</span> → ' in page
+    assert '<span translate="no">SUP-2</span>' in page
+    assert '<code translate="no">owner</code>: <span translate="no">—</span>' in page
