@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.browser.support import STORAGE, open_keys, row, secret_panel, seed, shown_secret
-from tests.support import of
+from tests.support import of, row_post
 
 
 def test_rotate_shows_the_successor_s_secret_once_then_disables_the_old_key(
@@ -54,3 +57,32 @@ def test_rotate_shows_the_successor_s_secret_once_then_disables_the_old_key(
     page.reload()
     expect(row(page, "ci-runner")).to_contain_text("Superseded by “ci-runner-2”")
     assert secret not in page.content()
+
+
+def test_the_review_filter_and_count_follow_the_rows_in_place(
+    keys_page, live_server, connected_client, emulator, axe
+):
+    late, _ = seed(connected_client, "ci-runner", "nightly")
+    overdue = (timezone.localdate() - timedelta(days=2)).isoformat()
+    connected_client.post(
+        f"/keys/{late}/note/",
+        row_post(late, "ci-runner", purpose="CI", ticket="", owner="", review_by=overdue),
+    )
+    page = open_keys(keys_page, live_server)
+    emulator.reset_stats()
+    header = page.locator("#review-count")
+    expect(header).to_contain_text("Review overdue: 1")
+    expect(row(page, "ci-runner").locator(".badge-overdue")).to_have_text("Review overdue")
+
+    page.get_by_label("Review", exact=True).select_option("overdue")
+
+    expect(row(page, "nightly")).to_be_hidden()
+    expect(row(page, "ci-runner")).to_be_visible()
+    assert axe() == []
+
+    page.get_by_role("button", name="Reviewed ci-runner").click()
+
+    expect(row(page, "ci-runner").locator(".badge-overdue")).to_have_count(0)
+    expect(header).to_be_hidden()
+    expect(page.locator("#keys-nomatch")).to_be_visible()  # the filter still applies
+    assert emulator.request_count() == 0  # a review is keyadmin's own business
