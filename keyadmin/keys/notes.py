@@ -58,7 +58,8 @@ class NotedKey(ApiKey):
 
     note: KeyNote | None = None
     provenance: Provenance | None = None
-    # Filled in only when the whole list is known: the successor's name, a free name to rotate to.
+    # The successor's name when it is among the keys annotated with this one; a free name for the
+    # next rotation.
     successor_name: str = ""
     rotate_to: str = ""
     # The rotate form's resubmit nonce (keys/resubmit.py), issued when the form is rendered.
@@ -140,13 +141,12 @@ def successor_suggestion(name: str, taken: set[str]) -> str:
             return candidate
 
 
-def annotate(
-    connection: Connection, keys: list[ApiKey], *, whole_list: bool = False
-) -> list[NotedKey]:
+def annotate(connection: Connection, keys: list[ApiKey]) -> list[NotedKey]:
     """`keys` with their notes and provenance: two queries, none upstream.
 
-    With `whole_list` (a list answer, every key of the user), rotation names are suggested among
-    all of them and the notes whose key is not in it are marked missing (`missing_notes`).
+    The successor name each row proposes for a rotation is free among `keys`: among all of the
+    user's keys for a list answer; a row rendered alone may propose a taken one, which the create
+    then refuses in place.
     """
     if not keys:
         return []
@@ -164,7 +164,7 @@ def annotate(
             note=notes.get(key.id),
             provenance=made.get(key.id),
             successor_name=names.get(notes[key.id].superseded_by, "") if key.id in notes else "",
-            rotate_to=successor_suggestion(key.name or "key", taken) if whole_list else "",
+            rotate_to=successor_suggestion(key.name or "key", taken),
             today=today,
         )
         for key in keys

@@ -135,7 +135,7 @@ def _render_keys(
     # Every key is rendered, filtered-out ones `hidden`: our JS filters and recounts in place and
     # checks new names against all of them; without JS the server filter alone decides.
     listed = keys is not None
-    keys = notes.annotate(request.connection, keys or [], whole_list=True)
+    keys = notes.annotate(request.connection, keys or [])
     filter_form = KeyFilterForm(request.GET or None)
     hidden_ids = filter_form.hidden_ids(keys)
     reviews = [key.review for key in keys]

@@ -53,7 +53,7 @@ def test_a_whole_list_costs_two_queries(django_assert_num_queries):
     keys = [key(f"65a1b2c3d4e5f607182930{n:02d}") for n in range(20)]
 
     with django_assert_num_queries(2):
-        notes.annotate(CONNECTION, keys, whole_list=True)
+        notes.annotate(CONNECTION, keys)
 
 
 def test_a_note_change_records_only_what_changed():
