@@ -146,11 +146,34 @@
       checkName(form, false);
     } else if (form && form.id === 'key-filter') {
       applyFilter();
+    } else if (event.target.name === 'new_name') {
+      event.target.setAttribute('data-edited', '');
     }
   });
   document.addEventListener('change', function (event) {
     if (event.target.form && event.target.form.id === 'key-filter') { applyFilter(); }
   });
+
+  /* Rotate: the proposed successor name was free when the row was rendered; a key added since
+     (a create, another rotation) may have taken it, so move it on as the server would. */
+  function nextName(name) {
+    var found = /^(.*\D)-(\d{1,6})$/.exec(name);
+    var stem = found ? found[1] : name;
+    var number = found ? parseInt(found[2], 10) : 1;
+    var suffix = '-' + (number + 1);
+    return stem.slice(0, 64 - suffix.length) + suffix;
+  }
+
+  document.addEventListener('toggle', function (event) {
+    var details = event.target;
+    if (!details.matches || !details.matches('details.rotate') || !details.open) { return; }
+    var input = $('input[name="new_name"]', details);
+    if (!input || input.hasAttribute('data-edited') || !input.value) { return; }
+    var taken = rows().map(function (row) { return row.getAttribute('data-name'); });
+    var value = input.value;
+    while (taken.indexOf(value) >= 0) { value = nextName(value); }
+    input.value = value;
+  }, true);
 
   /* htmx asks before every request: stop a create whose name we already know is refused. */
   document.addEventListener('htmx:confirm', function (event) {

@@ -86,3 +86,17 @@ def test_the_review_filter_and_count_follow_the_rows_in_place(
     expect(header).to_be_hidden()
     expect(page.locator("#keys-nomatch")).to_be_visible()  # the filter still applies
     assert emulator.request_count() == 0  # a review is keyadmin's own business
+
+
+def test_the_proposed_name_moves_on_when_a_key_made_since_took_it(
+    keys_page, live_server, connected_client
+):
+    seed(connected_client, "ci-runner")
+    page = open_keys(keys_page, live_server)
+    page.get_by_label("Key name").fill("ci-runner-2")
+    page.locator("#create-form").get_by_role("button", name="Create key").click()
+    expect(row(page, "ci-runner-2")).to_be_visible()
+
+    row(page, "ci-runner").get_by_text("Rotate").click()
+
+    expect(row(page, "ci-runner").get_by_label("Name of the new key")).to_have_value("ci-runner-3")
