@@ -74,7 +74,7 @@ def test_readme_screenshot_of_the_keys_page(
 
     width, height = png_size(data)
     assert width == WIDTH
-    assert HEIGHT <= height <= 1.5 * HEIGHT
+    assert HEIGHT <= height <= 1.75 * HEIGHT  # the create form and each row hold a note too
     bottom = page.evaluate("document.querySelector('#key-table').getBoundingClientRect().bottom")
     assert bottom + page.evaluate("scrollY") <= height
     assert SCREENSHOT.read_bytes() == data
