@@ -66,6 +66,10 @@ class NotedKey(ApiKey):
     rotate_nonce: str = ""
     today: date = field(default_factory=lambda: timezone.localdate())
 
+    # A plain ApiKey rendered in a row (a view that did not annotate it) has no note and no
+    # provenance to claim: its Note cell stays empty rather than say "made outside keyadmin".
+    noted = True
+
     @property
     def review(self) -> str:
         """ "overdue", "due" or "" (no review date, or not soon)."""
