@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from datetime import timedelta
 
@@ -182,3 +183,15 @@ def test_csv_cell_leaves_plain_values_alone():
     assert csv_cell("ci-deploy") == "ci-deploy"
     assert csv_cell(None) == ""
     assert csv_cell(204) == "204"
+
+
+def test_the_export_has_what_a_note_edit_changed_as_json(client):
+    add(action="note", changes={"ticket": ["SUP-1", "SUP-2"]})
+    add(action="create", key_name="ci")
+
+    response = client.get(EXPORT, **AUDITOR)
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    changes = {row["action"]: row["changes"] for row in rows}
+    assert json.loads(changes["note"]) == {"ticket": ["SUP-1", "SUP-2"]}
+    assert changes["create"] == ""
