@@ -35,6 +35,7 @@ MAX_HS256_SECRET_BYTES = 512  # App Services' bounds for a manual signing key
 DEFAULT_ACT_FOR_MINUTES = 15
 DEFAULT_MAX_ACT_FOR_MINUTES = 60
 LONGEST_ACT_FOR_MINUTES = 8 * 60  # one shift: no setting may allow more
+LONGEST_REVIEW_DAYS = 5 * 366  # a review period past a few years is no review at all
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _MAX_NAME = 100
@@ -101,6 +102,8 @@ class AppConfig:
     jwt_algorithm: str = "RS256"
     jwt_hs256_secret_file: str = ""
     jwt_hs256_secret: SigningSecret | None = field(default=None, repr=False, compare=False)
+    # Days from a key's creation (or its last review) to its next review; None: no default.
+    review_days: int | None = None
 
     def __post_init__(self) -> None:
         if not self.jwt_audience:
@@ -135,6 +138,7 @@ _FIELDS = {
     "jwt_audience",
     "jwt_algorithm",
     "jwt_hs256_secret_file",
+    "review_days",
 }
 _REQUIRED = ("key", "name", "app_id", "environment")
 
@@ -275,6 +279,19 @@ def _minutes(entry: dict, name: str, label: str, problems: list[str], default: i
     return value
 
 
+def _review_days(entry: dict, label: str, problems: list[str]) -> int | None:
+    value = entry.get("review_days")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.append(f"{label}.review_days must be a whole number of days")
+        return None
+    if not 1 <= value <= LONGEST_REVIEW_DAYS:
+        problems.append(f"{label}.review_days must be 1 to {LONGEST_REVIEW_DAYS}, not {value}")
+        return None
+    return value
+
+
 def _pattern(entry: dict, name: str, label: str, problems: list[str]) -> str | None:
     if name not in entry:
         return None
@@ -403,5 +420,6 @@ def _app(entry: Any, label: str, folder: Path, problems: list[str]) -> AppConfig
         jwt_algorithm=algorithm,
         jwt_hs256_secret_file=secret_file,
         jwt_hs256_secret=secret,
+        review_days=_review_days(entry, label, problems),
     )
     return app if len(problems) == before else None

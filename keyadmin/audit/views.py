@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Iterator
 
@@ -38,6 +39,7 @@ CSV_COLUMNS = (
     "client_address",
     "detail",
     "batch_id",
+    "changes",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). A cell
 # starts at the beginning of a field, and also after every `;` or `,` or line break, because a
@@ -81,7 +83,11 @@ def _rows(events: QuerySet) -> Iterator[str]:
         row = []
         for column in CSV_COLUMNS:
             value = getattr(event, column)
-            row.append(csv_cell(value.isoformat() if column == "at" else value))
+            if column == "at":
+                value = value.isoformat()
+            elif column == "changes":
+                value = json.dumps(value, ensure_ascii=False) if value else ""
+            row.append(csv_cell(value))
         yield writer.writerow(row)
 
 

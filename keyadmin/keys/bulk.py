@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from keyadmin import appservices
 from keyadmin.appservices.connection import forget
-from keyadmin.keys import batch
+from keyadmin.keys import batch, notes
 from keyadmin.keys.guards import (
     HtmxHttpRequest,
     answer_status,
@@ -80,11 +80,16 @@ def bulk(request: HtmxHttpRequest) -> HttpResponse:
         batch_id=retry_of or batch.new_batch_id(),
         summary_detail="retry" if retry_of else "",
     )
+    # The changed rows go back with their notes, as every other answer renders a row.
+    changed_rows = (
+        [] if done.session_ended else notes.annotate(request.connection, done.changed_keys)
+    )
     if done.session_ended:
         forget(request)  # as after any 401; the results still say what was done
     context = {
         "action": action,
         "batch": done,
+        "changed_rows": changed_rows,
         "batch_token": batch.batch_token(done.batch_id),
         "stop_message": batch.outcome_message(done),
     }

@@ -16,6 +16,7 @@ from keyadmin.appservices import (
 )
 from keyadmin.appsfile import AppConfig
 from keyadmin.forms import QUIET
+from keyadmin.keys.notes import NOTE_FIELDS, looks_like_secret
 from keyadmin.sso import actfor
 
 # Browsers compile `pattern` with the `v` flag, where a bare "-" in a class is a syntax error.
@@ -64,7 +65,63 @@ SIGN_IN_FORMS: dict[str, type[forms.Form]] = {
 }
 
 
-class CreateKeyForm(forms.Form):
+NOT_FOR_SECRETS = _(
+    "This looks like a secret (a long run of letters and digits). Notes are not for secrets: "
+    "keep it in your password manager and write here only what it is for."
+)
+
+
+def refuse_secrets(form: forms.Form, names: tuple[str, ...]) -> None:
+    """A field error on each of `names` that holds something shaped like a secret or token."""
+    for name in names:
+        value = form.cleaned_data.get(name)
+        if isinstance(value, str) and looks_like_secret(value):
+            form.add_error(name, forms.ValidationError(NOT_FOR_SECRETS, code="secret"))
+
+
+class NoteFields(forms.Form):
+    """What a key's note says; the note form and the create form share it."""
+
+    purpose = forms.CharField(
+        label=_("Purpose"),
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    ticket = forms.CharField(
+        label=_("Ticket"),
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "off", **QUIET}),
+    )
+    owner = forms.CharField(
+        label=_("Owner or contact"),
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    review_by = forms.DateField(
+        label=_("Review by"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+    text_fields = ("purpose", "ticket", "owner")
+
+    def clean(self):
+        cleaned = super().clean()
+        refuse_secrets(self, self.text_fields)
+        return cleaned
+
+    def note_values(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in NOTE_FIELDS}
+
+
+class NoteForm(NoteFields):
+    """A key's note, edited in place on its row."""
+
+
+class CreateKeyForm(NoteFields):
     name = forms.CharField(
         label=_("Key name"),
         max_length=MAX_KEY_NAME_LENGTH,
@@ -82,6 +139,25 @@ class CreateKeyForm(forms.Form):
         # The client's own check, so the form and App Services' rule cannot drift apart.
         try:
             return check_key_name(self.cleaned_data["name"])
+        except InvalidKeyName as error:
+            raise forms.ValidationError(error.message, code="invalid") from None
+
+    def has_note(self) -> bool:
+        return any(self.cleaned_data.get(name) for name in NOTE_FIELDS)
+
+
+class RotateKeyForm(forms.Form):
+    """The successor's name when a key is rotated: the same rule as a new key's name."""
+
+    new_name = forms.CharField(
+        label=_("Name of the new key"),
+        max_length=MAX_KEY_NAME_LENGTH,
+        error_messages={"required": _("Give the key a name.")},
+    )
+
+    def clean_new_name(self) -> str:
+        try:
+            return check_key_name(self.cleaned_data["new_name"])
         except InvalidKeyName as error:
             raise forms.ValidationError(error.message, code="invalid") from None
 
@@ -110,18 +186,30 @@ class KeyFilterForm(forms.Form):
         required=False,
         choices=[("", _("Any status")), ("enabled", _("Enabled")), ("disabled", _("Disabled"))],
     )
+    review = forms.ChoiceField(
+        label=_("Review"),
+        required=False,
+        choices=[
+            ("", _("Any review date")),
+            ("due", _("Review due or overdue")),
+            ("overdue", _("Review overdue")),
+        ],
+    )
 
     def hidden_ids(self, keys) -> set[str]:
         if not self.is_bound or not self.is_valid():
             return set()
         text = self.cleaned_data["q"].casefold()
         status = self.cleaned_data["status"]
+        review = self.cleaned_data["review"]
         return {
             key.id
             for key in keys
             if (text and text not in key.name.casefold())
             or (status == "enabled" and key.disabled)
             or (status == "disabled" and key.enabled)
+            or (review == "overdue" and getattr(key, "review", "") != "overdue")
+            or (review == "due" and not getattr(key, "review", ""))
         }
 
 

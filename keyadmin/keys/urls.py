@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from keyadmin.keys import bulk, connect, lockdown, views
+from keyadmin.keys import bulk, connect, lifecycle, lockdown, views
 from keyadmin.keys.converters import KeyIdConverter
 
 # A key id that is not 24 lower-case hex digits never reaches a view (nor App Services): 404.
@@ -37,4 +37,7 @@ urlpatterns = [
         "keys/lock-down/<uuid:batch_id>/undo/", lockdown.undo_confirm, name="lockdown-undo-confirm"
     ),
     path("keys/lock-down/<uuid:batch_id>/undo/run/", lockdown.undo, name="lockdown-undo"),
+    path("keys/<keyid:key_id>/note/", lifecycle.edit_note, name="key-note"),
+    path("keys/<keyid:key_id>/reviewed/", lifecycle.mark_reviewed, name="key-reviewed"),
+    path("keys/<keyid:key_id>/rotate/", lifecycle.rotate_key, name="key-rotate"),
 ]

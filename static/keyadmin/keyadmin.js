@@ -58,15 +58,33 @@
     if (!form || !noMatch) { return; }
     var query = form.elements.q.value.trim().toLowerCase();
     var status = form.elements.status.value;
+    var review = form.elements.review ? form.elements.review.value : '';
     var all = rows();
     var shown = 0;
     all.forEach(function (row) {
+      var due = row.getAttribute('data-review') || '';
       var hide = (query && (row.getAttribute('data-name') || '').toLowerCase().indexOf(query) < 0) ||
-        (status && row.getAttribute('data-status') !== status);
+        (status && row.getAttribute('data-status') !== status) ||
+        (review === 'overdue' && due !== 'overdue') || (review === 'due' && !due);
       row.hidden = !!hide;
       if (!hide) { shown += 1; }
     });
     noMatch.hidden = !(all.length && !shown);
+  }
+
+  /* The header's review count, from the rows: a note saved or "Reviewed" changes one row only. */
+  function countReviews() {
+    var box = $('#review-count');
+    if (!box) { return; }
+    var total = 0;
+    $$('[data-review-count]', box).forEach(function (out) {
+      var kind = out.getAttribute('data-review-count');
+      var n = rows().filter(function (row) { return row.getAttribute('data-review') === kind; }).length;
+      out.textContent = String(n);
+      out.parentNode.hidden = n === 0;
+      total += n;
+    });
+    box.hidden = total === 0;
   }
 
   function refresh() {
@@ -83,6 +101,7 @@
     ['#keys-wrap', '#key-filter'].forEach(function (sel) { var el = $(sel); if (el) { el.hidden = n === 0; } });
     var empty = $('#keys-empty');
     if (empty) { empty.hidden = n > 0; }
+    countReviews();
     applyFilter();
   }
 
@@ -127,11 +146,34 @@
       checkName(form, false);
     } else if (form && form.id === 'key-filter') {
       applyFilter();
+    } else if (event.target.name === 'new_name') {
+      event.target.setAttribute('data-edited', '');
     }
   });
   document.addEventListener('change', function (event) {
     if (event.target.form && event.target.form.id === 'key-filter') { applyFilter(); }
   });
+
+  /* Rotate: the proposed successor name was free when the row was rendered; a key added since
+     (a create, another rotation) may have taken it, so move it on as the server would. */
+  function nextName(name) {
+    var found = /^(.*\D)-(\d{1,6})$/.exec(name);
+    var stem = found ? found[1] : name;
+    var number = found ? parseInt(found[2], 10) : 1;
+    var suffix = '-' + (number + 1);
+    return stem.slice(0, 64 - suffix.length) + suffix;
+  }
+
+  document.addEventListener('toggle', function (event) {
+    var details = event.target;
+    if (!details.matches || !details.matches('details.rotate') || !details.open) { return; }
+    var input = $('input[name="new_name"]', details);
+    if (!input || input.hasAttribute('data-edited') || !input.value) { return; }
+    var taken = rows().map(function (row) { return row.getAttribute('data-name'); });
+    var value = input.value;
+    while (taken.indexOf(value) >= 0) { value = nextName(value); }
+    input.value = value;
+  }, true);
 
   /* htmx asks before every request: stop a create whose name we already know is refused. */
   document.addEventListener('htmx:confirm', function (event) {
@@ -288,6 +330,7 @@
       event.preventDefault();
       filter.elements.q.value = '';
       filter.elements.status.value = '';
+      if (filter.elements.review) { filter.elements.review.value = ''; }
       applyFilter();
       filter.elements.q.focus();
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from datetime import timedelta
 
@@ -203,3 +204,15 @@ def test_it_shows_filters_and_exports_the_batch_id_and_links_a_lock_down_to_its_
         ("lock-down", batch),
         ("disable", batch),
     ]
+
+
+def test_the_export_has_what_a_note_edit_changed_as_json(client):
+    add(action="note", changes={"ticket": ["SUP-1", "SUP-2"]})
+    add(action="create", key_name="ci")
+
+    response = client.get(EXPORT, **AUDITOR)
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    changes = {row["action"]: row["changes"] for row in rows}
+    assert json.loads(changes["note"]) == {"ticket": ["SUP-1", "SUP-2"]}
+    assert changes["create"] == ""

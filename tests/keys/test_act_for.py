@@ -737,3 +737,18 @@ def test_the_role_on_one_app_does_not_open_another(client, shop, settings, known
     assert refused.status_code == 403 and "appservices" not in client.session
     assert shop.request_count("login") == 0
     assert act_for(client, "open", customer_id()).status_code == 302
+
+
+def test_a_key_made_while_acting_says_for_which_ticket_and_the_form_proposes_it(
+    client, on_shop, known_customers
+):
+    sign_in_staff(client)
+    act_for(client, "shop", customer_id(), "SUP-77")
+    page = client.get(KEYS_URL).content.decode()
+    assert 'name="ticket" value="SUP-77"' in page  # the create form proposes the act-for ticket
+
+    key_id = create_key(client, "support-made")
+
+    row = client.get(KEYS_URL).content.decode().split(f'<tr id="key-{key_id}"')[1]
+    made = AuditEvent.objects.get(action="create", key_id=key_id)
+    assert f"Created by Sam Support on {made.at:%Y-%m-%d} (ticket SUP-77)" in row.split("</tr>")[0]

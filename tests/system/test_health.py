@@ -98,9 +98,7 @@ def test_behind_a_proxy_the_address_it_saw_decides(client, emulator, settings):
     assert emulator.request_count() == 0
 
 
-def test_a_local_proxy_with_no_trusted_proxy_count_does_not_open_readyz(
-    client, emulator, settings
-):
+def test_a_local_proxy_with_no_trusted_proxy_count_does_not_open_readyz(client, emulator, settings):
     # nginx on the same host, KEYADMIN_TRUSTED_PROXY_COUNT left at 0: every client's address is
     # the proxy's loopback one, yet what it relays is a client elsewhere.
     settings.KEYADMIN_TRUSTED_PROXY_COUNT = 0
