@@ -70,6 +70,8 @@ def write_apps_file(folder: Path) -> Path:
         "max_act_for_minutes = 60\n"
         'jwt_algorithm = "HS256"\n'
         f'jwt_hs256_secret_file = "{SIGNING_KEY_FILE}"\n'
+        "review_days = 90\n"
+        "delete_new_users = true\n"
     )
     return path
 
@@ -167,5 +169,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"  Act for a customer: {' or '.join(customers)} (two keys each), on the "
                 f"connect page under 'Act for a customer', with a ticket such as {DEMO_TICKET}.\n"
+                "  Then try Rotate on a key, its note, 'Disable all keys…' and 'Undo this "
+                "lock-down'.\n"
             )
         )
