@@ -183,7 +183,8 @@ def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
 
 def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
     """Middleware: the first request after an act-for time box ends it, or after the staff
-    member lost the act_for role on its app (groups changed, the app's narrowed), ends acting
+    member lost the act_for role on its app (groups changed, the app's narrowed) or the app
+    stopped allowing it (act_for_enabled off), ends acting
     (revoked upstream, forgotten, audited once) and says why, before any view or page shows
     the customer."""
 
@@ -204,8 +205,8 @@ def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
                     },
                 )
                 return signin_redirect(request)
-        elif act_for_withdrawn(request):
-            ended = end_acting(request, "act-for role withdrawn")
+        elif withdrawn := act_for_withdrawn(request):
+            ended = end_acting(request, withdrawn)
             if ended is not None:
                 messages.warning(
                     request,
@@ -221,15 +222,20 @@ def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
     return middleware
 
 
-def act_for_withdrawn(request: HttpRequest) -> bool:
-    """Whether the session acts for a customer on an app where the staff member no longer
-    holds act_for: roles are the SSO's word now, not what they were at the start."""
+def act_for_withdrawn(request: HttpRequest) -> str:
+    """Why the session may no longer act for its customer ("" while it may): the staff member
+    no longer holds act_for on the app, or the app no longer allows acting. Roles and the apps
+    file are what they say now, not what they said at the start."""
     session = getattr(request, "session", None)
     stored = session.get(SESSION_KEY) if session is not None else None
     if not isinstance(stored, dict) or not isinstance(stored.get("acting"), dict):
-        return False
+        return ""
     app = app_of_session(request)
-    return app is None or ACT_FOR not in roles_of_on_app(request.user, app)
+    if app is not None and not app.act_for_enabled:
+        return "act-for turned off on the app"
+    if app is None or ACT_FOR not in roles_of_on_app(request.user, app):
+        return "act-for role withdrawn"
+    return ""
 
 
 def acting_expired(request: HttpRequest) -> bool:

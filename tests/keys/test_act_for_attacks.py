@@ -1,0 +1,59 @@
+"""Attacks on acting for a customer (review of issue 12): each test is a hole that was open."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyadmin.appservices import AppServices
+from keyadmin.appservices import connection as connection_module
+from keyadmin.models import AuditEvent
+from tests.keys.actfor_support import (
+    act_for,
+    act_for_app,
+    customer_id,
+    start_customer_server,
+    still_valid,
+    stored_refresh_token,
+)
+from tests.support import KEYS_URL, SIGNIN_URL, sign_in_staff
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    server = start_customer_server("shop-abcde", tmp_path_factory.mktemp("shop") / "db.sqlite3")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def on_shop(shop, settings):
+    settings.KEYADMIN_APPS = (act_for_app(shop, "shop"),)
+    AppServices(settings.KEYADMIN_APPS[0]).hostname()
+    shop.reset_stats()
+    return shop
+
+
+@pytest.fixture
+def known_customers(monkeypatch):
+    monkeypatch.setattr(connection_module, "NEW_USER_SECONDS", -1)
+
+
+def test_turning_acting_off_on_an_app_ends_the_sessions_already_acting_there(
+    client, on_shop, known_customers, settings
+):
+    # An administrator switches act_for_enabled off (an incident, a provider found too open):
+    # a session started before must not go on acting for the customer for the rest of its box.
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, "SUP-31")
+    hostname, refresh = stored_refresh_token(client)
+    settings.KEYADMIN_APPS = (act_for_app(on_shop, "shop", act_for_enabled=False),)
+
+    response = client.get(KEYS_URL)
+
+    assert response.status_code == 302 and response["Location"] == SIGNIN_URL
+    assert "appservices" not in client.session
+    assert not still_valid(hostname, refresh)
+    end = AuditEvent.objects.get(action="act-for-end")
+    assert (end.acting_for, end.ticket) == (customer, "SUP-31")
+    assert end.detail == "act-for turned off on the app"
