@@ -57,3 +57,17 @@ def test_turning_acting_off_on_an_app_ends_the_sessions_already_acting_there(
     end = AuditEvent.objects.get(action="act-for-end")
     assert (end.acting_for, end.ticket) == (customer, "SUP-31")
     assert end.detail == "act-for turned off on the app"
+
+
+def test_a_page_not_found_while_acting_still_shows_the_banner(client, on_shop, known_customers):
+    # "A banner on every page": a mistyped address must not look like a normal session.
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer)
+
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert f'Acting for <strong translate="no">{customer}</strong>' in page
+    assert "End now" in page
