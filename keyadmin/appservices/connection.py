@@ -8,6 +8,7 @@ manage the user's keys). Nothing but this module reads or writes them.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -177,8 +178,9 @@ def connect_acting(request: HttpRequest, app: AppConfig, token: str, acting: Act
     The profile is not fetched: the login's answer names the user, and the customer id is the
     label. `acting.new_user` is worked out here from the user id the answer carries.
     """
+    asked_at = time.time()
     tokens = appservices.AppServices(app).login("custom-token", {"token": token})
-    acting = replace_new_user(acting, tokens.user_id)
+    acting = replace_new_user(acting, tokens.user_id, asked_at, time.time())
     _remember(
         request,
         app,
@@ -215,17 +217,20 @@ def delete_new_user(request: HttpRequest, connection: Connection) -> None:
     forget(request)
 
 
-NEW_USER_SECONDS = 10
+# How far App Services' clock may be from ours. Small on purpose: a user made this much before
+# the sign-in was sent is a customer who signed up just before, and must not be offered for
+# deletion as the empty user of a mistyped id.
+NEW_USER_SECONDS = 2
 
 
-def replace_new_user(acting: Acting, user_id: str) -> Acting:
+def replace_new_user(acting: Acting, user_id: str, asked_at: float, answered_at: float) -> Acting:
     """`acting` with `new_user` set when the user id (an ObjectId, whose first 8 hex digits are
-    its creation time) was made within NEW_USER_SECONDS of now: by this very sign-in."""
-    try:
-        created = int(user_id[:8], 16)
-    except ValueError:
+    its creation time, in whole seconds) was made while the sign-in was on its way, between
+    `asked_at` and `answered_at` (NEW_USER_SECONDS either side): by this very sign-in."""
+    if not re.fullmatch(appservices.KEY_ID_PATTERN, user_id):  # ObjectIds, like key ids
         return acting
-    new = abs(time.time() - created) <= NEW_USER_SECONDS
+    created = int(user_id[:8], 16)
+    new = int(asked_at) - NEW_USER_SECONDS <= created <= answered_at + NEW_USER_SECONDS
     return Acting(**{**acting.as_dict(), "new_user": new})
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from keyadmin import appservices
 from keyadmin.appservices import AppServices
 from keyadmin.appservices import connection as connection_module
 from keyadmin.models import AuditEvent
@@ -71,3 +74,55 @@ def test_a_page_not_found_while_acting_still_shows_the_banner(client, on_shop, k
     page = response.content.decode()
     assert f'Acting for <strong translate="no">{customer}</strong>' in page
     assert "End now" in page
+
+
+def _object_id(created: float) -> str:
+    return f"{int(created):08x}" + "0" * 16
+
+
+def test_a_user_the_customer_made_seconds_before_the_sign_in_is_not_called_new(
+    client, on_shop, settings, monkeypatch
+):
+    # The customer signed up 8 s before support acted for them: their user (and whatever they
+    # put in it) is not an empty user this sign-in made, and must not be offered for deletion.
+    settings.KEYADMIN_APPS = (act_for_app(on_shop, "shop", delete_new_users=True),)
+    customer_made = time.time() - 8
+
+    def login(self, provider, credentials):
+        return appservices.Tokens(
+            access_token="a",
+            refresh_token="r",
+            user_id=_object_id(customer_made),
+            device_id="0" * 24,
+            hostname=on_shop.url,
+        )
+
+    monkeypatch.setattr(appservices.AppServices, "login", login)
+    sign_in_staff(client)
+
+    act_for(client, "shop", customer_id())
+
+    assert client.session["appservices"]["acting"]["new_user"] is False
+    assert "access" not in client.session["appservices"]
+    start = AuditEvent.objects.get(action="act-for-start", outcome="ok")
+    assert "new user" not in start.detail
+
+
+def test_a_user_made_during_the_sign_in_is_still_called_new(client, on_shop, settings, monkeypatch):
+    settings.KEYADMIN_APPS = (act_for_app(on_shop, "shop", delete_new_users=True),)
+
+    def login(self, provider, credentials):
+        return appservices.Tokens(
+            access_token="a",
+            refresh_token="r",
+            user_id=_object_id(time.time()),
+            device_id="0" * 24,
+            hostname=on_shop.url,
+        )
+
+    monkeypatch.setattr(appservices.AppServices, "login", login)
+    sign_in_staff(client)
+
+    act_for(client, "shop", customer_id())
+
+    assert client.session["appservices"]["acting"]["new_user"] is True
