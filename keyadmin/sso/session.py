@@ -110,6 +110,12 @@ def is_deferred(request: HttpRequest) -> bool:
     return getattr(request, "staff_session_deferred", False)
 
 
+def _acting_of(session_data) -> dict | None:
+    stored = session_data.get(connection.SESSION_KEY)
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    return acting if isinstance(acting, dict) else None
+
+
 def _idle_for(session_data, now: int) -> int | None:
     last_seen = session_data.get(LAST_SEEN_KEY)
     return now - last_seen if isinstance(last_seen, int) else None
@@ -150,8 +156,9 @@ def end_expired_sessions(budget_seconds: float) -> Cleanup:
     """Revoke the App Services tokens of sessions nobody can use any more, then drop them.
 
     Expired sessions (past KEYADMIN_SESSION_SECONDS) are deleted. Idle ones (past
-    KEYADMIN_SESSION_IDLE_SECONDS) keep their row without the token, so their owner's next
-    request still says why they were signed out. A revocation App Services does not confirm is
+    KEYADMIN_SESSION_IDLE_SECONDS), and ones acting for a customer past the time box, keep their
+    row without the token, so their owner's next request still says why they were signed out;
+    acting that ends here gets its act-for-end row. A revocation App Services does not confirm is
     logged and the token dropped anyway; once `budget_seconds` have passed, the rest waits.
     """
     done = Cleanup()
@@ -166,10 +173,20 @@ def end_expired_sessions(budget_seconds: float) -> Cleanup:
         expired = row.expire_date <= timezone.now()
         idle = _idle_for(data, now)
         idle_out = idle is not None and idle > settings.KEYADMIN_SESSION_IDLE_SECONDS
-        if not expired and not (idle_out and connection.SESSION_KEY in data):
+        acting = _acting_of(data)
+        # A tab closed while acting sends no next request to end the time box: this does.
+        boxed_out = acting is not None and not (
+            isinstance(acting.get("ends_at"), int) and acting["ends_at"] > now
+        )
+        if not expired and not ((idle_out or boxed_out) and connection.SESSION_KEY in data):
             continue
         if connection.revoke_stored(data):
             done.revoked += 1
+        if acting is not None:
+            why = "time box ended" if boxed_out else "staff session expired" if expired else "idle"
+            # Every way acting ends has its row, this one too: a start without an end reads as
+            # still open.
+            audit.record_for_session(data, "act-for-end", audit.OK, detail=f"{why} (cleanup)")
         if expired:
             row.delete()
             done.deleted += 1

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.contrib.sessions.models import Session
+from django.utils import timezone
 
 from keyadmin import appservices
 from keyadmin.appservices import AppServices
 from keyadmin.appservices import connection as connection_module
 from keyadmin.models import AuditEvent
+from keyadmin.sso.session import end_expired_sessions
 from tests.keys.actfor_support import (
     act_for,
     act_for_app,
@@ -126,3 +130,58 @@ def test_a_user_made_during_the_sign_in_is_still_called_new(client, on_shop, set
     act_for(client, "shop", customer_id())
 
     assert client.session["appservices"]["acting"]["new_user"] is True
+
+
+def test_an_abandoned_act_for_session_is_ended_by_the_cleanup_once_its_box_is_over(
+    client, on_shop, known_customers, monkeypatch
+):
+    # Staff start acting, then close the tab: no next request ever comes, so the middleware
+    # never ends the box. The scheduled cleanup must, or the customer's refresh token (60 days)
+    # lives on in the session row past the time box, with no act-for-end row to close the start.
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, "SUP-41", minutes="1")
+    hostname, refresh = stored_refresh_token(client)
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    end_expired_sessions(10)
+
+    assert not still_valid(hostname, refresh)
+    assert "appservices" not in Session.objects.get().get_decoded()
+    end = AuditEvent.objects.get(action="act-for-end")
+    assert (end.acting_for, end.ticket, end.app_id) == (customer, "SUP-41", "shop-abcde")
+    assert end.staff_subject == "sub-sam-support"  # the session's staff member
+    assert end.detail == "time box ended (cleanup)"
+
+
+def test_an_expired_staff_session_that_was_acting_gets_its_end_row(
+    client, on_shop, known_customers
+):
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, "SUP-42")
+    hostname, refresh = stored_refresh_token(client)
+    Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+
+    end_expired_sessions(10)
+
+    assert not still_valid(hostname, refresh)
+    end = AuditEvent.objects.get(action="act-for-end")
+    assert (end.acting_for, end.ticket, end.staff_subject) == (
+        customer,
+        "SUP-42",
+        "sub-sam-support",
+    )
+    assert end.detail == "staff session expired (cleanup)"
+
+
+def test_the_cleanup_leaves_a_session_acting_within_its_box_alone(client, on_shop, known_customers):
+    sign_in_staff(client)
+    act_for(client, "shop", customer_id())
+    hostname, refresh = stored_refresh_token(client)
+
+    end_expired_sessions(10)
+
+    assert still_valid(hostname, refresh)
+    assert not AuditEvent.objects.filter(action="act-for-end").exists()
