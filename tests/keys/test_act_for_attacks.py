@@ -14,6 +14,7 @@ from keyadmin.appservices import AppServices
 from keyadmin.appservices import connection as connection_module
 from keyadmin.models import AuditEvent
 from keyadmin.sso.session import end_expired_sessions
+from keyadmin.sso.staff import staff_of
 from tests.keys.actfor_support import (
     act_for,
     act_for_app,
@@ -22,6 +23,7 @@ from tests.keys.actfor_support import (
     still_valid,
     stored_refresh_token,
 )
+from tests.sso.staff import staff_user
 from tests.support import KEYS_URL, SIGNIN_URL, sign_in_staff
 
 
@@ -185,3 +187,34 @@ def test_the_cleanup_leaves_a_session_acting_within_its_box_alone(client, on_sho
 
     assert still_valid(hostname, refresh)
     assert not AuditEvent.objects.filter(action="act-for-end").exists()
+
+
+def test_staff_cannot_act_for_a_colleague_through_the_bridge_app(
+    client, on_shop, known_customers, settings
+):
+    # With the bridge on, a colleague's own App Services user is the one a Custom JWT with
+    # `sub` = their SSO subject signs in to, which is exactly what an act-for token for that
+    # "customer id" is (the provider does not read `act`): acting for it would hand over the
+    # colleague's own keys, filed in the trail as a customer's.
+    settings.KEYADMIN_APPSERVICES_BRIDGE = True
+    settings.KEYADMIN_APPS = (act_for_app(on_shop, "shop", customer_pattern=None),)
+    colleague = staff_of(staff_user("viewer", "operator", name="Ada Admin")).subject
+    sign_in_staff(client)
+
+    response = act_for(client, "shop", colleague)
+
+    assert response.status_code == 200
+    assert "own App Services user on this app" in response.content.decode()
+    assert on_shop.request_count() == 0
+    refused = AuditEvent.objects.get(action="act-for-start")
+    assert (refused.outcome, refused.detail) == ("denied", "customer-is-staff")
+
+
+def test_without_the_bridge_a_customer_id_like_a_staff_subject_is_acted_for(
+    client, on_shop, known_customers, settings
+):
+    settings.KEYADMIN_APPS = (act_for_app(on_shop, "shop", customer_pattern=None),)
+    colleague = staff_of(staff_user("viewer", name="Ada Admin")).subject
+    sign_in_staff(client)
+
+    assert act_for(client, "shop", colleague).status_code == 302
