@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -303,6 +304,35 @@ def get_connection(request: HttpRequest) -> Connection | None:
         # sign in again.
         forget(request)
         return None
+
+
+@sensitive_variables()
+def end_orphaned_acting(request: HttpRequest) -> dict[str, str] | None:
+    """End acting for a customer on an app no longer configured: revoke the refresh token at the
+    host it came from, forget the connection, and return its audit fields (`acting_about`'s);
+    None when the session is not acting on such an app.
+
+    The host is the stored one: it passed the app's allowlist when the session was made, and it
+    issued the token, so revoking there shows it nothing new.
+    """
+    stored = request.session.get(SESSION_KEY)
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    if not isinstance(acting, dict) or app_of_session(request) is not None:
+        return None
+    forget(request)
+    try:
+        refresh = _fernet().decrypt(stored["refresh"].encode()).decode()
+        hostname = str(stored["hostname"])
+    except (KeyError, TypeError, AttributeError, InvalidToken):
+        logger.warning("a stored App Services token cannot be read; it is dropped unrevoked")
+    else:
+        _revoke(hostname, refresh, (urlsplit(hostname).hostname or "",))
+    return {
+        "appservices_user_id": str(stored.get("user_id", ""))[:64],
+        "app_id": str(stored.get("app_id", ""))[:64],
+        "acting_for": str(acting.get("customer_id", ""))[:255],
+        "ticket": str(acting.get("ticket", ""))[:255],
+    }
 
 
 def forget(request: HttpRequest) -> None:

@@ -40,6 +40,7 @@ from keyadmin.appservices.connection import (
     acting_about,
     app_of_session,
     disconnect,
+    end_orphaned_acting,
     forget,
     get_connection,
 )
@@ -184,11 +185,24 @@ def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
 def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
     """Middleware: the first request after an act-for time box ends it, or after the staff
     member lost the act_for role on its app (groups changed, the app's narrowed) or the app
-    stopped allowing it (act_for_enabled off), ends acting
+    stopped allowing it (act_for_enabled off) or left the apps file, ends acting
     (revoked upstream, forgotten, audited once) and says why, before any view or page shows
     the customer."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
+        orphaned = end_orphaned_acting(request) if hasattr(request, "session") else None
+        if orphaned is not None:
+            why = "app no longer configured"
+            audit.record(request, "act-for-end", audit.OK, detail=why, about=orphaned)
+            messages.warning(
+                request,
+                _(
+                    "The app %(app)s is no longer one keyadmin serves: acting for %(customer)s "
+                    "has ended. Their session was signed out of App Services."
+                )
+                % {"app": orphaned["app_id"], "customer": orphaned["acting_for"]},
+            )
+            return signin_redirect(request)
         if acting_expired(request):
             ended = end_acting(request, "time box ended")
             if ended is not None:

@@ -218,3 +218,26 @@ def test_without_the_bridge_a_customer_id_like_a_staff_subject_is_acted_for(
     sign_in_staff(client)
 
     assert act_for(client, "shop", colleague).status_code == 302
+
+
+def test_acting_on_an_app_taken_out_of_the_file_ends_revoked_and_audited(
+    client, on_shop, known_customers, settings
+):
+    # An administrator removes the app from the apps file, the quickest way to stop all work
+    # on it: sessions acting there must not just be forgotten, leaving the customer's refresh
+    # token live upstream for 60 days and the start without an end row.
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, "SUP-51")
+    hostname, refresh = stored_refresh_token(client)
+    settings.KEYADMIN_APPS = (act_for_app(on_shop, "other", app_id="other-fghij"),)
+
+    response = client.get(KEYS_URL)
+
+    assert response.status_code == 302 and response["Location"] == SIGNIN_URL
+    assert "appservices" not in client.session
+    assert not still_valid(hostname, refresh)
+    end = AuditEvent.objects.get(action="act-for-end")
+    assert (end.acting_for, end.ticket, end.app_id) == (customer, "SUP-51", "shop-abcde")
+    assert end.detail == "app no longer configured"
+    assert f"acting for {customer} has ended" in client.get(SIGNIN_URL).content.decode()
