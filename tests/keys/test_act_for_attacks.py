@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 from datetime import timedelta
 
@@ -11,11 +12,14 @@ from django.utils import timezone
 
 from keyadmin import appservices
 from keyadmin.appservices import AppServices
+from keyadmin.appservices import client as appservices_client
 from keyadmin.appservices import connection as connection_module
 from keyadmin.models import AuditEvent
+from keyadmin.sso import actfor
 from keyadmin.sso.session import end_expired_sessions
 from keyadmin.sso.staff import staff_of
 from tests.keys.actfor_support import (
+    SECRET,
     act_for,
     act_for_app,
     customer_id,
@@ -24,7 +28,7 @@ from tests.keys.actfor_support import (
     stored_refresh_token,
 )
 from tests.sso.staff import staff_user
-from tests.support import KEYS_URL, SIGNIN_URL, sign_in_staff
+from tests.support import KEYS_URL, SIGNIN_URL, FormClient, sign_in_staff
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +245,40 @@ def test_acting_on_an_app_taken_out_of_the_file_ends_revoked_and_audited(
     assert (end.acting_for, end.ticket, end.app_id) == (customer, "SUP-51", "shop-abcde")
     assert end.detail == "app no longer configured"
     assert f"acting for {customer} has ended" in client.get(SIGNIN_URL).content.decode()
+
+
+def test_the_debug_page_of_a_failed_act_for_start_shows_no_token_or_signing_key(
+    on_shop, known_customers, settings, monkeypatch
+):
+    # DEBUG on (a development server signed in to a real app holds real keys all the same):
+    # an uncaught error while the custom-token login's answer is read must show neither the
+    # minted JWT, nor the app's HS256 signing key, nor the customer's new tokens.
+    client = FormClient(raise_request_exception=False)
+    sign_in_staff(client)
+    seen: list[str] = []
+    real_read = appservices_client._read
+    real_mint = actfor.mint_act_for_token
+
+    def mint(*args, **kwargs):
+        seen.append(real_mint(*args, **kwargs))
+        return seen[-1]
+
+    def read_then_fail(status, content_type, content, method, route, **kwargs):
+        if "custom-token" in route:
+            payload = appservices_client._parse(content)
+            seen.extend([payload["access_token"], payload["refresh_token"]])
+            raise RuntimeError("induced failure after the answer arrived")
+        return real_read(status, content_type, content, method, route, **kwargs)
+
+    monkeypatch.setattr(actfor, "mint_act_for_token", mint)
+    monkeypatch.setattr(appservices_client, "_read", read_then_fail)
+    settings.DEBUG = True
+
+    response = act_for(client, "shop", customer_id())
+
+    page = response.content.decode()
+    assert response.status_code == 500 and "induced failure" in page
+    assert len(seen) == 3
+    for text in (page, html.unescape(page)):
+        for secret in [*seen, SECRET]:
+            assert secret not in text, secret[:8]
