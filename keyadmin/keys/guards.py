@@ -132,7 +132,14 @@ def signin_redirect(request: HttpRequest) -> HttpResponse:
 
 def session_ended(request: HttpRequest) -> HttpResponse:
     """After a 401 on a key call: the refresh token is dead, so sign in to App Services again."""
+    ended = getattr(request, "connection", None) or get_connection(request)
     forget(request)
+    if ended is not None and ended.acting is not None:
+        # Every way acting ends has its row: a start without an end reads as still open.
+        about = acting_about(ended)
+        audit.record(
+            request, "act-for-end", audit.OK, detail="App Services session ended", about=about
+        )
     messages.warning(
         request, _("The App Services session has ended. Sign in to App Services again.")
     )

@@ -11,7 +11,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from keyadmin import appservices
-from keyadmin.appservices import AppServices
+from keyadmin.appservices import AppServices, UserSession
 from keyadmin.appservices import client as appservices_client
 from keyadmin.appservices import connection as connection_module
 from keyadmin.models import AuditEvent
@@ -282,3 +282,22 @@ def test_the_debug_page_of_a_failed_act_for_start_shows_no_token_or_signing_key(
     for text in (page, html.unescape(page)):
         for secret in [*seen, SECRET]:
             assert secret not in text, secret[:8]
+
+
+def test_acting_that_app_services_ends_gets_its_end_row(client, on_shop, known_customers):
+    # The customer's session dies upstream (the user disabled or deleted, their sessions
+    # revoked by an administrator, a hostile upstream answering 401): keyadmin forgets the
+    # connection on the next key call, and the trail must say acting ended there.
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, "SUP-61")
+    hostname, refresh = stored_refresh_token(client)
+    UserSession(hostname, refresh, allowed_hosts=("127.0.0.1",)).logout()
+
+    response = client.get(KEYS_URL)
+
+    assert response.status_code == 302 and response["Location"] == SIGNIN_URL
+    assert "appservices" not in client.session
+    end = AuditEvent.objects.get(action="act-for-end")
+    assert (end.acting_for, end.ticket, end.app_id) == (customer, "SUP-61", "shop-abcde")
+    assert end.detail == "App Services session ended"
