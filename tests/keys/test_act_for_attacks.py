@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.sessions.models import Session
+from django.test import Client
 from django.utils import timezone
 
 from keyadmin import appservices
@@ -301,3 +302,21 @@ def test_acting_that_app_services_ends_gets_its_end_row(client, on_shop, known_c
     end = AuditEvent.objects.get(action="act-for-end")
     assert (end.acting_for, end.ticket, end.app_id) == (customer, "SUP-61", "shop-abcde")
     assert end.detail == "App Services session ended"
+
+
+def test_a_refused_form_while_acting_still_shows_the_banner(client, on_shop, known_customers):
+    # A CSRF failure (a form from before a sign-in elsewhere, a page kept open too long) is
+    # a page like any other: it must say whom staff act for, and offer End now.
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer)
+    checking = Client(enforce_csrf_checks=True)
+    checking.cookies = client.cookies
+
+    response = checking.post("/keys/new/", {"name": "no-token"})
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "This form has expired" in page
+    assert f'Acting for <strong translate="no">{customer}</strong>' in page
+    assert "End now" in page
