@@ -320,3 +320,21 @@ def test_a_refused_form_while_acting_still_shows_the_banner(client, on_shop, kno
     assert "This form has expired" in page
     assert f'Acting for <strong translate="no">{customer}</strong>' in page
     assert "End now" in page
+
+
+def test_a_throttled_start_is_filed_under_the_customer_tried_not_the_one_acted_for(
+    client, on_shop, known_customers, settings
+):
+    # Staff acting for one customer try to start for another, past the limit: the block's row
+    # is about that attempt. Filed under the customer still acted for (and their ticket), it
+    # reads as something done to them.
+    settings.KEYADMIN_ACT_FOR_STAFF_LIMIT = 1
+    sign_in_staff(client)
+    first, second = customer_id(), customer_id()
+    act_for(client, "shop", first, "SUP-71")
+
+    assert act_for(client, "shop", second, "SUP-72").status_code == 429
+
+    throttled = AuditEvent.objects.get(action="throttled")
+    assert (throttled.acting_for, throttled.ticket) == (second, "SUP-72")
+    assert not AuditEvent.objects.filter(acting_for=first).exclude(action="act-for-start").exists()
