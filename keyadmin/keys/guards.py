@@ -238,9 +238,24 @@ def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
                     % {"customer": ended.acting.customer_id, "app": ended.app.name},
                 )
                 return signin_redirect(request)
+        shorten_to_app_maximum(request)
         return get_response(request)
 
     return middleware
+
+
+def shorten_to_app_maximum(request: HttpRequest) -> None:
+    """A time box longer than its app now allows (max_act_for_minutes lowered since the start)
+    ends that many minutes from now instead: the apps file's word now, not at the start."""
+    stored = request.session.get(SESSION_KEY)
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    app = app_of_session(request) if isinstance(acting, dict) else None
+    if app is None:
+        return
+    latest = int(time.time()) + app.max_act_for_minutes * 60
+    if acting["ends_at"] > latest:
+        acting["ends_at"] = latest
+        request.session.modified = True
 
 
 def act_for_withdrawn(request: HttpRequest) -> str:

@@ -338,3 +338,17 @@ def test_a_throttled_start_is_filed_under_the_customer_tried_not_the_one_acted_f
     throttled = AuditEvent.objects.get(action="throttled")
     assert (throttled.acting_for, throttled.ticket) == (second, "SUP-72")
     assert not AuditEvent.objects.filter(acting_for=first).exclude(action="act-for-start").exists()
+
+
+def test_a_lowered_maximum_shortens_the_sessions_already_acting(
+    client, on_shop, known_customers, settings
+):
+    # An administrator lowers max_act_for_minutes (30 to 5): a session started for 30 minutes
+    # must not keep its longer box, whatever the app allows now.
+    sign_in_staff(client)
+    act_for(client, "shop", customer_id(), minutes="30")
+    settings.KEYADMIN_APPS = (act_for_app(on_shop, "shop", max_act_for_minutes=5),)
+
+    assert client.get(KEYS_URL).status_code == 200
+
+    assert client.session["appservices"]["acting"]["ends_at"] <= time.time() + 5 * 60
