@@ -12,6 +12,7 @@ imports need configured settings). `keyadmin.appservices.apps` is the accessor t
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import tomllib
@@ -215,9 +216,39 @@ def load_apps(
             if value in seen:
                 problems.append(f"{name} {value!r} is used by more than one app")
             seen.add(value)
+    problems.extend(_shared_signing(apps))
     if problems:
         raise ImproperlyConfigured(f"{where}: " + "; ".join(problems))
     return tuple(apps)
+
+
+def _shared_signing(apps: list[AppConfig]) -> list[str]:
+    """Pairs of apps whose providers would take each other's tokens: every RS256 app trusts
+    keyadmin's one key, so only its audience keeps a token minted for one app (and sent to
+    that app's upstream) from signing in to another as the same customer."""
+    problems = []
+    for index, first in enumerate(apps):
+        for second in apps[index + 1 :]:
+            a, b = sorted((first.key, second.key))
+            if first.jwt_algorithm == second.jwt_algorithm == "RS256":
+                if first.jwt_audience == second.jwt_audience:
+                    problems.append(
+                        f"apps {a} and {b} sign with the same key (keyadmin's RS256 key) for "
+                        f"the same jwt_audience {first.jwt_audience!r}: a token for one would "
+                        "sign in to the other; give each app its own jwt_audience"
+                    )
+            elif (
+                first.jwt_hs256_secret is not None
+                and second.jwt_hs256_secret is not None
+                and hmac.compare_digest(
+                    first.jwt_hs256_secret.reveal(), second.jwt_hs256_secret.reveal()
+                )
+            ):
+                problems.append(
+                    f"apps {a} and {b} sign with the same key (one HS256 key): a token for one "
+                    "could sign in to the other; give each app its own HS256 key"
+                )
+    return problems
 
 
 def _read(path: Path, where: str) -> dict:

@@ -70,6 +70,9 @@ class Attempt:
 
     action: str
     counters: tuple[Counter, ...]
+    # What a block's audit row is about when not the session's connection (an act-for start
+    # names the app, customer and ticket tried, not those of the connection still kept).
+    about: dict[str, str] | None = None
 
 
 class Throttled(Exception):
@@ -125,8 +128,11 @@ def dev_signin(request: HttpRequest) -> Attempt:
     return Attempt("signin", (_counter("dev-address", _address(request), limit, KEEP),))
 
 
-def act_for_start(request: HttpRequest, app_key: str) -> Attempt:
-    """What starting to act for a customer on the app `app_key` counts against."""
+def act_for_start(
+    request: HttpRequest, app_key: str, about: dict[str, str] | None = None
+) -> Attempt:
+    """What starting to act for a customer on the app `app_key` counts against; `about` is the
+    app, customer and ticket tried, for the row of a block it starts."""
     staff = str(request.user.pk)
     return Attempt(
         "act-for-start",
@@ -139,6 +145,7 @@ def act_for_start(request: HttpRequest, app_key: str) -> Attempt:
                 KEEP,
             ),
         ),
+        about,
     )
 
 
@@ -216,6 +223,7 @@ def begin(request: HttpRequest, attempt: Attempt) -> None:
             audit.DENIED,
             status=429,
             detail=f"{attempt.action}: too many per {scopes}; blocked for {seconds} s",
+            about=attempt.about,
         )
     if waits:
         metrics.throttled([counter.scope for counter, _seconds in started], refused_by)

@@ -8,8 +8,10 @@ manage the user's keys). Nothing but this module reads or writes them.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -177,8 +179,9 @@ def connect_acting(request: HttpRequest, app: AppConfig, token: str, acting: Act
     The profile is not fetched: the login's answer names the user, and the customer id is the
     label. `acting.new_user` is worked out here from the user id the answer carries.
     """
+    asked_at = time.time()
     tokens = appservices.AppServices(app).login("custom-token", {"token": token})
-    acting = replace_new_user(acting, tokens.user_id)
+    acting = replace_new_user(acting, tokens.user_id, asked_at, time.time())
     _remember(
         request,
         app,
@@ -215,17 +218,20 @@ def delete_new_user(request: HttpRequest, connection: Connection) -> None:
     forget(request)
 
 
-NEW_USER_SECONDS = 10
+# How far App Services' clock may be from ours. Small on purpose: a user made this much before
+# the sign-in was sent is a customer who signed up just before, and must not be offered for
+# deletion as the empty user of a mistyped id.
+NEW_USER_SECONDS = 2
 
 
-def replace_new_user(acting: Acting, user_id: str) -> Acting:
+def replace_new_user(acting: Acting, user_id: str, asked_at: float, answered_at: float) -> Acting:
     """`acting` with `new_user` set when the user id (an ObjectId, whose first 8 hex digits are
-    its creation time) was made within NEW_USER_SECONDS of now: by this very sign-in."""
-    try:
-        created = int(user_id[:8], 16)
-    except ValueError:
+    its creation time, in whole seconds) was made while the sign-in was on its way, between
+    `asked_at` and `answered_at` (NEW_USER_SECONDS either side): by this very sign-in."""
+    if not re.fullmatch(appservices.KEY_ID_PATTERN, user_id):  # ObjectIds, like key ids
         return acting
-    new = abs(time.time() - created) <= NEW_USER_SECONDS
+    created = int(user_id[:8], 16)
+    new = int(asked_at) - NEW_USER_SECONDS <= created <= answered_at + NEW_USER_SECONDS
     return Acting(**{**acting.as_dict(), "new_user": new})
 
 
@@ -298,6 +304,35 @@ def get_connection(request: HttpRequest) -> Connection | None:
         # sign in again.
         forget(request)
         return None
+
+
+@sensitive_variables()
+def end_orphaned_acting(request: HttpRequest) -> dict[str, str] | None:
+    """End acting for a customer on an app no longer configured: revoke the refresh token at the
+    host it came from, forget the connection, and return its audit fields (`acting_about`'s);
+    None when the session is not acting on such an app.
+
+    The host is the stored one: it passed the app's allowlist when the session was made, and it
+    issued the token, so revoking there shows it nothing new.
+    """
+    stored = request.session.get(SESSION_KEY)
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    if not isinstance(acting, dict) or app_of_session(request) is not None:
+        return None
+    forget(request)
+    try:
+        refresh = _fernet().decrypt(stored["refresh"].encode()).decode()
+        hostname = str(stored["hostname"])
+    except (KeyError, TypeError, AttributeError, InvalidToken):
+        logger.warning("a stored App Services token cannot be read; it is dropped unrevoked")
+    else:
+        _revoke(hostname, refresh, (urlsplit(hostname).hostname or "",))
+    return {
+        "appservices_user_id": str(stored.get("user_id", ""))[:64],
+        "app_id": str(stored.get("app_id", ""))[:64],
+        "acting_for": str(acting.get("customer_id", ""))[:255],
+        "ticket": str(acting.get("ticket", ""))[:255],
+    }
 
 
 def forget(request: HttpRequest) -> None:

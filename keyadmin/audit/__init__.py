@@ -17,6 +17,9 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as SESSION_KEY_USER
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import HttpRequest
@@ -172,6 +175,21 @@ def record(
         getattr(request, "request_id", ""),
     )
     return event
+
+
+def record_for_session(
+    session_data: dict, action: str, outcome: str, *, detail: str = ""
+) -> AuditEvent | None:
+    """`record` for a stored session nobody is using (the scheduled cleanup): the staff member
+    is the session's user, the App Services user, app, customer and ticket its connection's;
+    no request, so no address or request id."""
+    request = HttpRequest()
+    request.session = session_data
+    user_id = session_data.get(SESSION_KEY_USER)
+    request.user = (
+        get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+    ) or AnonymousUser()
+    return record(request, action, outcome, detail=detail)
 
 
 def record_error(

@@ -281,7 +281,8 @@ def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
         staff_subject=staff.subject,
         start_id=secrets.token_urlsafe(12),
     )
-    attempt = throttle.act_for_start(request, app.key)
+    tried = {"app_id": app.app_id, "acting_for": customer_id, "ticket": ticket}
+    attempt = throttle.act_for_start(request, app.key, tried)
     try:
         throttle.begin(request, attempt)
     except throttle.Throttled as refused:
@@ -294,10 +295,9 @@ def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
         if isinstance(error, UNJUDGED):
             throttle.abandoned(attempt)
         # The row names the app and customer tried, not the connection (if any) still kept.
-        about = {"app_id": app.app_id, "acting_for": customer_id, "ticket": ticket}
         detail = type(error).__name__
         audit.record(
-            request, "act-for-start", audit.FAILED, status=error.status, detail=detail, about=about
+            request, "act-for-start", audit.FAILED, status=error.status, detail=detail, about=tried
         )
         raise
     replaced_acting(request, previous)

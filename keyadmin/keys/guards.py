@@ -40,6 +40,7 @@ from keyadmin.appservices.connection import (
     acting_about,
     app_of_session,
     disconnect,
+    end_orphaned_acting,
     forget,
     get_connection,
 )
@@ -131,7 +132,14 @@ def signin_redirect(request: HttpRequest) -> HttpResponse:
 
 def session_ended(request: HttpRequest) -> HttpResponse:
     """After a 401 on a key call: the refresh token is dead, so sign in to App Services again."""
+    ended = getattr(request, "connection", None) or get_connection(request)
     forget(request)
+    if ended is not None and ended.acting is not None:
+        # Every way acting ends has its row: a start without an end reads as still open.
+        about = acting_about(ended)
+        audit.record(
+            request, "act-for-end", audit.OK, detail="App Services session ended", about=about
+        )
     messages.warning(
         request, _("The App Services session has ended. Sign in to App Services again.")
     )
@@ -183,11 +191,25 @@ def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
 
 def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
     """Middleware: the first request after an act-for time box ends it, or after the staff
-    member lost the act_for role on its app (groups changed, the app's narrowed), ends acting
+    member lost the act_for role on its app (groups changed, the app's narrowed) or the app
+    stopped allowing it (act_for_enabled off) or left the apps file, ends acting
     (revoked upstream, forgotten, audited once) and says why, before any view or page shows
     the customer."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
+        orphaned = end_orphaned_acting(request) if hasattr(request, "session") else None
+        if orphaned is not None:
+            why = "app no longer configured"
+            audit.record(request, "act-for-end", audit.OK, detail=why, about=orphaned)
+            messages.warning(
+                request,
+                _(
+                    "The app %(app)s is no longer one keyadmin serves: acting for %(customer)s "
+                    "has ended. Their session was signed out of App Services."
+                )
+                % {"app": orphaned["app_id"], "customer": orphaned["acting_for"]},
+            )
+            return signin_redirect(request)
         if acting_expired(request):
             ended = end_acting(request, "time box ended")
             if ended is not None:
@@ -204,8 +226,8 @@ def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
                     },
                 )
                 return signin_redirect(request)
-        elif act_for_withdrawn(request):
-            ended = end_acting(request, "act-for role withdrawn")
+        elif withdrawn := act_for_withdrawn(request):
+            ended = end_acting(request, withdrawn)
             if ended is not None:
                 messages.warning(
                     request,
@@ -216,20 +238,40 @@ def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
                     % {"customer": ended.acting.customer_id, "app": ended.app.name},
                 )
                 return signin_redirect(request)
+        shorten_to_app_maximum(request)
         return get_response(request)
 
     return middleware
 
 
-def act_for_withdrawn(request: HttpRequest) -> bool:
-    """Whether the session acts for a customer on an app where the staff member no longer
-    holds act_for: roles are the SSO's word now, not what they were at the start."""
+def shorten_to_app_maximum(request: HttpRequest) -> None:
+    """A time box longer than its app now allows (max_act_for_minutes lowered since the start)
+    ends that many minutes from now instead: the apps file's word now, not at the start."""
+    stored = request.session.get(SESSION_KEY)
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    app = app_of_session(request) if isinstance(acting, dict) else None
+    if app is None:
+        return
+    latest = int(time.time()) + app.max_act_for_minutes * 60
+    if acting["ends_at"] > latest:
+        acting["ends_at"] = latest
+        request.session.modified = True
+
+
+def act_for_withdrawn(request: HttpRequest) -> str:
+    """Why the session may no longer act for its customer ("" while it may): the staff member
+    no longer holds act_for on the app, or the app no longer allows acting. Roles and the apps
+    file are what they say now, not what they said at the start."""
     session = getattr(request, "session", None)
     stored = session.get(SESSION_KEY) if session is not None else None
     if not isinstance(stored, dict) or not isinstance(stored.get("acting"), dict):
-        return False
+        return ""
     app = app_of_session(request)
-    return app is None or ACT_FOR not in roles_of_on_app(request.user, app)
+    if app is not None and not app.act_for_enabled:
+        return "act-for turned off on the app"
+    if app is None or ACT_FOR not in roles_of_on_app(request.user, app):
+        return "act-for role withdrawn"
+    return ""
 
 
 def acting_expired(request: HttpRequest) -> bool:

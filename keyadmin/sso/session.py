@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import SESSION_KEY as SESSION_USER_ID
-from django.contrib.auth import get_user_model, login, logout
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth import login, logout
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
@@ -112,6 +110,12 @@ def is_deferred(request: HttpRequest) -> bool:
     return getattr(request, "staff_session_deferred", False)
 
 
+def _acting_of(session_data) -> dict | None:
+    stored = session_data.get(connection.SESSION_KEY)
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    return acting if isinstance(acting, dict) else None
+
+
 def _idle_for(session_data, now: int) -> int | None:
     last_seen = session_data.get(LAST_SEEN_KEY)
     return now - last_seen if isinstance(last_seen, int) else None
@@ -148,36 +152,13 @@ class Cleanup:
     left: int = 0  # not looked at within the time budget; the next run takes them
 
 
-def _acting_ends_at(data: dict) -> int | None:
-    stored = data.get(connection.SESSION_KEY)
-    acting = stored.get("acting") if isinstance(stored, dict) else None
-    if not isinstance(acting, dict):
-        return None
-    ends_at = acting.get("ends_at")
-    return ends_at if isinstance(ends_at, int) else 0
-
-
-def _record_acting_ended(data: dict, why: str) -> None:
-    """The act-for-end row of a session that nobody came back to: the scheduled job ends it.
-
-    The job has no request, so the row is written through one that carries the session's staff
-    member and stored connection, as the staff member's own next request would have.
-    """
-    request = HttpRequest()
-    request.session = data
-    request.user = AnonymousUser()
-    user_id = data.get(SESSION_USER_ID)
-    if user_id is not None:
-        request.user = get_user_model().objects.filter(pk=user_id).first() or AnonymousUser()
-    audit.record(request, "act-for-end", audit.OK, detail=f"{why} (scheduled job)")
-
-
 def end_expired_sessions(budget_seconds: float) -> Cleanup:
     """Revoke the App Services tokens of sessions nobody can use any more, then drop them.
 
     Expired sessions (past KEYADMIN_SESSION_SECONDS) are deleted. Idle ones (past
-    KEYADMIN_SESSION_IDLE_SECONDS) keep their row without the token, so their owner's next
-    request still says why they were signed out. A revocation App Services does not confirm is
+    KEYADMIN_SESSION_IDLE_SECONDS), and ones acting for a customer past the time box, keep their
+    row without the token, so their owner's next request still says why they were signed out;
+    acting that ends here gets its act-for-end row. A revocation App Services does not confirm is
     logged and the token dropped anyway; once `budget_seconds` have passed, the rest waits.
     """
     done = Cleanup()
@@ -192,13 +173,20 @@ def end_expired_sessions(budget_seconds: float) -> Cleanup:
         expired = row.expire_date <= timezone.now()
         idle = _idle_for(data, now)
         idle_out = idle is not None and idle > settings.KEYADMIN_SESSION_IDLE_SECONDS
-        acting_over = _acting_ends_at(data) is not None and _acting_ends_at(data) <= now
-        if not expired and not ((idle_out or acting_over) and connection.SESSION_KEY in data):
+        acting = _acting_of(data)
+        # A tab closed while acting sends no next request to end the time box: this does.
+        boxed_out = acting is not None and not (
+            isinstance(acting.get("ends_at"), int) and acting["ends_at"] > now
+        )
+        if not expired and not ((idle_out or boxed_out) and connection.SESSION_KEY in data):
             continue
         if connection.revoke_stored(data):
             done.revoked += 1
-        if _acting_ends_at(data) is not None:
-            _record_acting_ended(data, "time box ended" if acting_over else "session ended")
+        if acting is not None:
+            why = "time box ended" if boxed_out else "staff session expired" if expired else "idle"
+            # Every way acting ends has its row, this one too: a start without an end reads as
+            # still open.
+            audit.record_for_session(data, "act-for-end", audit.OK, detail=f"{why} (cleanup)")
         if expired:
             row.delete()
             done.deleted += 1

@@ -7,7 +7,6 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from django.core.management import call_command
 
 from keyadmin.appservices import AppServices, forget_locations
 from keyadmin.appservices import connection as connection_module
@@ -168,42 +167,6 @@ def test_the_end_of_the_time_box_ends_acting_on_the_next_request(
     assert AuditEvent.objects.filter(action="act-for-end", detail="time box ended").count() == 1
     client.get(SIGNIN_URL)
     assert AuditEvent.objects.filter(action="act-for-end").count() == 1  # audited once
-
-
-def test_a_time_box_nobody_comes_back_to_is_ended_by_the_scheduled_job(
-    client, on_shop, known_customers, monkeypatch
-):
-    sign_in_staff(client)
-    customer = customer_id()
-    act_for(client, "shop", customer, "SUP-9", minutes="1")
-    hostname, refresh = stored_refresh_token(client)
-    later = time.time() + 61
-    monkeypatch.setattr(time, "time", lambda: later)
-
-    call_command("end_expired_sessions", verbosity=0)
-
-    assert not still_valid(hostname, refresh)  # revoked upstream without a visit
-    end = AuditEvent.objects.get(action="act-for-end")
-    assert (end.acting_for, end.ticket, end.app_id) == (customer, "SUP-9", on_shop.app_id)
-    assert end.detail == "time box ended (scheduled job)"
-    assert end.staff_subject == AuditEvent.objects.get(action="act-for-start").staff_subject
-    assert end.staff_subject
-    assert client.get(KEYS_URL).status_code == 302  # the connection is gone from the session
-    assert AuditEvent.objects.filter(action="act-for-end").count() == 1  # and not ended twice
-
-
-def test_a_time_box_still_running_is_left_alone_by_the_scheduled_job(
-    client, on_shop, known_customers
-):
-    sign_in_staff(client)
-    act_for(client, "shop", customer_id(), "SUP-10", minutes="15")
-    hostname, refresh = stored_refresh_token(client)
-
-    call_command("end_expired_sessions", verbosity=0)
-
-    assert still_valid(hostname, refresh)
-    assert not AuditEvent.objects.filter(action="act-for-end").exists()
-    assert client.get(KEYS_URL).status_code == 200
 
 
 def test_a_form_from_a_normal_connection_is_refused_while_acting(
