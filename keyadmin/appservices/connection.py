@@ -99,7 +99,7 @@ class Connection:
         )
 
 
-def acting_about(connection: Connection) -> dict[str, str]:
+def acting_about(connection: Connection) -> dict:
     """The audit fields of an act-for connection no longer (or not yet) in the session."""
     acting = connection.acting
     return {
@@ -107,6 +107,7 @@ def acting_about(connection: Connection) -> dict[str, str]:
         "app_id": connection.app_id,
         "acting_for": acting.customer_id if acting else "",
         "ticket": acting.ticket if acting else "",
+        "acting_until": acting.ends_at if acting else None,
     }
 
 
@@ -307,7 +308,7 @@ def get_connection(request: HttpRequest) -> Connection | None:
 
 
 @sensitive_variables()
-def end_orphaned_acting(request: HttpRequest) -> dict[str, str] | None:
+def end_orphaned_acting(request: HttpRequest) -> dict | None:
     """End acting for a customer on an app no longer configured: revoke the refresh token at the
     host it came from, forget the connection, and return its audit fields (`acting_about`'s);
     None when the session is not acting on such an app.
@@ -332,6 +333,7 @@ def end_orphaned_acting(request: HttpRequest) -> dict[str, str] | None:
         "app_id": str(stored.get("app_id", ""))[:64],
         "acting_for": str(acting.get("customer_id", ""))[:255],
         "ticket": str(acting.get("ticket", ""))[:255],
+        "acting_until": acting.get("ends_at"),
     }
 
 

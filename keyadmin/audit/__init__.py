@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY as SESSION_KEY_USER
@@ -91,7 +91,7 @@ def _who(request: HttpRequest, identity: StaffIdentity | None) -> dict[str, str]
     }
 
 
-def _appservices_user(request: HttpRequest) -> dict[str, str]:
+def _appservices_user(request: HttpRequest) -> dict:
     """The App Services user, app and (while acting for a customer) customer and ticket."""
     connection = getattr(request, "connection", None)
     if connection is not None:
@@ -101,6 +101,7 @@ def _appservices_user(request: HttpRequest) -> dict[str, str]:
             "app_id": str(connection.app_id)[:64],
             "acting_for": acting.customer_id[:255] if acting else "",
             "ticket": acting.ticket[:255] if acting else "",
+            "acting_until": acting.ends_at if acting else None,
         }
     session = getattr(request, "session", None)
     stored = session.get(SESSION_KEY) if session is not None else None
@@ -113,7 +114,15 @@ def _appservices_user(request: HttpRequest) -> dict[str, str]:
         "app_id": str(stored.get("app_id", ""))[:64],
         "acting_for": str(acting.get("customer_id", ""))[:255],
         "ticket": str(acting.get("ticket", ""))[:255],
+        "acting_until": acting.get("ends_at"),
     }
+
+
+def _time_box_end(ends_at: object) -> datetime | None:
+    # Epoch seconds as the connection keeps them; anything else (a session from before) is none.
+    if isinstance(ends_at, int) and not isinstance(ends_at, bool) and 0 < ends_at < 2**37:
+        return datetime.fromtimestamp(ends_at, UTC)
+    return None
 
 
 def record(
@@ -126,7 +135,7 @@ def record(
     key_name: str | None = None,
     detail: str = "",
     identity: StaffIdentity | None = None,
-    about: dict[str, str] | None = None,
+    about: dict | None = None,
     batch_id: str = "",
     changes: dict[str, list[str]] | None = None,
 ) -> AuditEvent | None:
@@ -143,11 +152,14 @@ def record(
     if outcome not in AuditEvent.Outcome.values:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     who = _who(request, identity)
+    appservices_user = dict(about if about is not None else _appservices_user(request))
+    ends_at = appservices_user.pop("acting_until", None)
     event = AuditEvent(
         action=action,
         outcome=outcome,
         status=status if isinstance(status, int) and 0 <= status < 1000 else None,
-        **(about if about is not None else _appservices_user(request)),
+        **appservices_user,
+        acting_until=_time_box_end(ends_at),
         key_id=key_id if isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) else "",
         key_name=for_audit(key_name, 64, opaque_too=False),
         request_id=str(getattr(request, "request_id", ""))[:64],

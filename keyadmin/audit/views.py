@@ -34,6 +34,7 @@ CSV_COLUMNS = (
     "appservices_user_id",
     "acting_for",
     "ticket",
+    "acting_until",
     "key_id",
     "key_name",
     "request_id",
@@ -93,8 +94,8 @@ def _rows(events: QuerySet) -> Iterator[str]:
         row = []
         for column in CSV_COLUMNS:
             value = getattr(event, column)
-            if column == "at":
-                value = value.isoformat()
+            if column in ("at", "acting_until"):
+                value = value.isoformat() if value else ""
             elif column == "changes":
                 value = json.dumps(value, ensure_ascii=False) if value else ""
             row.append(csv_cell(value))

@@ -216,3 +216,20 @@ def test_the_export_has_what_a_note_edit_changed_as_json(client):
     changes = {row["action"]: row["changes"] for row in rows}
     assert json.loads(changes["note"]) == {"ticket": ["SUP-1", "SUP-2"]}
     assert changes["create"] == ""
+
+
+def test_rows_made_while_acting_show_and_export_the_end_of_the_time_box(client):
+    until = timezone.now().replace(microsecond=0) + timedelta(minutes=15)
+    add(action="create", acting_for="cus_bob", ticket="SUP-3", acting_until=until)
+    add(action="create", key_name="own-key")
+
+    page = client.get(URL, **AUDITOR).content.decode()
+    exported = client.get(EXPORT, **AUDITOR)
+
+    assert f"until {until:%Y-%m-%d %H:%M}" in page
+    assert page.count("until ") == 1
+    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    assert {row["acting_for"]: row["acting_until"] for row in rows} == {
+        "cus_bob": until.isoformat(),
+        "": "",
+    }

@@ -109,10 +109,12 @@ def test_staff_act_for_a_customer_with_one_upstream_request_and_manage_their_key
         ("enable", "ok"),
         ("delete", "ok"),
     ]
+    ends_at = client.session["appservices"]["acting"]["ends_at"]
     for row in rows:
         assert row.staff_subject == "sub-sam-support"  # the staff member ...
         assert row.ticket == "SUP-42" and row.app_id == "shop-abcde"  # ... for whom, why, where
         assert row.appservices_user_id == rows[0].appservices_user_id != ""
+        assert row.acting_until.timestamp() == ends_at  # ... and within which time box
 
 
 def test_the_banner_is_on_every_page_while_acting(client, on_shop, known_customers):
