@@ -84,6 +84,7 @@ class Connection:
             and self._access_token
             and self.app.act_for_enabled
             and self.app.delete_new_users
+            and time.time() - self.access_obtained_at < DELETE_NEW_USER_SECONDS
         )
 
     def __repr__(self) -> str:
@@ -196,6 +197,11 @@ def connect_acting(request: HttpRequest, app: AppConfig, token: str, acting: Act
     )
     return get_connection(request)
 
+
+# How long after the sign-in staff may still delete the empty user it made. A mistyped id shows
+# on the first page; later, the customer the id was meant for may have signed up under it
+# since (their first sign-in finds the user keyadmin made), so deleting it would delete them.
+DELETE_NEW_USER_SECONDS = 10 * 60
 
 # App Services' access tokens live 30 minutes; one older than this is refreshed before use.
 ACCESS_TOKEN_SECONDS = 25 * 60

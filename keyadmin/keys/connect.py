@@ -23,6 +23,7 @@ from keyadmin import appservices, audit, throttle
 from keyadmin.appservices import apps
 from keyadmin.appservices.apps import AppConfig
 from keyadmin.appservices.connection import (
+    DELETE_NEW_USER_SECONDS,
     Acting,
     connect,
     connect_acting,
@@ -371,9 +372,11 @@ def act_for_delete_user(request: HtmxHttpRequest) -> HttpResponse:
             request,
             "not-a-new-user",
             _(
-                "keyadmin deletes only the empty user that this very sign-in created, on an app "
-                "that allows it. Nothing was deleted; use End now instead."
-            ),
+                "keyadmin deletes only the empty user that this very sign-in created, within "
+                "%(minutes)d minutes of it, on an app that allows it. Nothing was deleted; use "
+                "End now instead."
+            )
+            % {"minutes": DELETE_NEW_USER_SECONDS // 60},
         )
     if audit.keys_made_for(connection.app_id, connection.user_id):
         return _delete_user_refused(

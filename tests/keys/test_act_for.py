@@ -455,6 +455,29 @@ def test_an_access_token_kept_too_long_is_refreshed_first(client, deleting_shop,
     assert AuditEvent.objects.get(action="delete-user").outcome == "ok"
 
 
+def test_the_empty_user_can_no_longer_be_deleted_once_the_first_minutes_are_over(
+    client, deleting_shop, monkeypatch
+):
+    # By then the customer the id was meant for may have signed up under it.
+    sign_in_staff(client)
+    customer = customer_id()
+    act_for(client, "shop", customer, minutes="30")
+    later = time.time() + connection_module.DELETE_NEW_USER_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    deleting_shop.reset_stats()
+
+    page = client.get(KEYS_URL).content.decode()
+    response = client.post(DELETE_USER_URL, {})
+
+    assert DELETE_BUTTON not in page and "End now" in page
+    assert deleting_shop.request_count("user_delete") == 0
+    assert response.status_code == 302
+    followed = client.get(response["Location"]).content.decode()
+    assert "within 10 minutes of it" in followed and "Nothing was deleted" in followed
+    row = AuditEvent.objects.get(action="delete-user")
+    assert (row.outcome, row.acting_for) == ("denied", customer)
+
+
 def test_only_a_sign_in_that_created_its_user_keeps_an_access_token(
     client, deleting_shop, known_customers
 ):
