@@ -285,6 +285,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its Server-Timing `app` figure covers every other middleware (keyadmin/timing.py).
+    "keyadmin.timing.server_timing",
     "django.middleware.security.SecurityMiddleware",
     "keyadmin.middleware.request_id",
     "keyadmin.middleware.access_log",
@@ -312,7 +314,8 @@ WSGI_APPLICATION = "keyadmin.wsgi.application"
 
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Django's backend, with renders timed for Server-Timing (keyadmin/timing.py).
+        "BACKEND": "keyadmin.timing.TimedDjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "OPTIONS": {
             "context_processors": [
