@@ -316,6 +316,7 @@ TEMPLATES = [
     {
         # Django's backend, with renders timed for Server-Timing (keyadmin/timing.py).
         "BACKEND": "keyadmin.timing.TimedDjangoTemplates",
+        "NAME": "django",  # the alias Django's own backend has, which code looks up by
         "DIRS": [BASE_DIR / "templates"],
         "OPTIONS": {
             "context_processors": [
