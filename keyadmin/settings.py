@@ -394,7 +394,8 @@ DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Tokens live in the session, so it must be server-side (never signed cookies).
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Django's database sessions, each row read without the ORM's per-call overhead.
+SESSION_ENGINE = "keyadmin.sessions"
 SESSION_COOKIE_AGE = int(envfloat("KEYADMIN_SESSION_SECONDS", 10 * 60 * 60))  # one shift
 # A staff session unused for this long ends (App Services token revoked), whatever its age.
 KEYADMIN_SESSION_IDLE_SECONDS = int(envfloat("KEYADMIN_SESSION_IDLE_SECONDS", 30 * 60))
