@@ -293,6 +293,93 @@
     }
   });
 
+  /* --- Snippets in the secret panel (templates/keyadmin/secret-snippets.html) ---
+     The server renders each snippet with an empty [data-secret-slot]; the secret is read here from
+     the panel's one .secret-value, so it still comes in exactly one place of one response. Slots
+     are filled only while the secret is shown; copy and download build their text from a detached
+     copy. Everything lives inside the panel, so the panel's removal (above and below) takes it all. */
+
+  var SLOT_ENCODINGS = {
+    raw: function (secret) { return secret; },
+    // The inside of a JSON (and JavaScript) string literal written between double quotes.
+    js: function (secret) { return JSON.stringify(secret).slice(1, -1); },
+    // The same, inside a shell argument written between single quotes.
+    'shell-json': function (secret) { return JSON.stringify(secret).slice(1, -1).replace(/'/g, "'\\''"); }
+  };
+
+  function panelSecret(panel) {
+    var value = $('.secret-value', panel);
+    return value ? value.textContent.trim() : '';
+  }
+
+  function fillSlots(root, secret) {
+    $$('[data-secret-slot]', root).forEach(function (slot) {
+      var encode = SLOT_ENCODINGS[slot.getAttribute('data-secret-slot')];
+      slot.textContent = secret && encode ? encode(secret) : '';
+    });
+  }
+
+  function snippetText(code, secret) {
+    var filled = code.cloneNode(true);
+    $$('.snippet-mask', filled).forEach(function (mask) { mask.remove(); });
+    fillSlots(filled, secret);
+    return filled.textContent;
+  }
+
+  function showSnippets(panel, shown) {
+    fillSlots(panel, shown ? panelSecret(panel) : '');
+    $$('[data-snippet]', panel).forEach(function (code) { code.classList.toggle('is-filled', shown); });
+  }
+
+  function downloadEnv(button, panel) {
+    var code = document.getElementById(button.getAttribute('data-download-env'));
+    var secret = panelSecret(panel);
+    if (!code || !secret) { return; }
+    var url = URL.createObjectURL(new Blob([snippetText(code, secret) + '\n'], { type: 'text/plain' }));
+    var link = document.createElement('a');
+    link.href = url;
+    link.download = button.getAttribute('data-filename') || '.env';
+    link.hidden = true;
+    panel.appendChild(link);
+    try {
+      link.click();
+    } finally {
+      // The click has taken its own hold of the blob: the URL can go at once, never to be reused.
+      link.remove();
+      URL.revokeObjectURL(url);
+    }
+    announce(text(button.closest('[data-secret-snippets]'), 'downloaded'));
+  }
+
+  document.addEventListener('click', function (event) {
+    var button = event.target.closest('button');
+    var panel = button && button.closest('[data-secret-panel]');
+    if (!panel) { return; }
+    if (button.hasAttribute('data-copy-snippet')) {
+      var code = document.getElementById(button.getAttribute('data-copy-snippet'));
+      var secret = panelSecret(panel);
+      if (!code || !secret) { return; }
+      copy(snippetText(code, secret)).then(function () { copied(button); }, function () {
+        // As for the secret itself: show it (here, in the snippet too), select, say what to press.
+        $('.secret-reveal', panel).open = true;
+        showSnippets(panel, true);
+        selectContents(code);
+        $('[data-copy-fallback]', panel).hidden = false;
+        announce(text($('#live'), 'copy-failed'));
+      });
+    } else if (button.hasAttribute('data-download-env')) {
+      downloadEnv(button, panel);
+    }
+  });
+
+  /* "Show secret" shows it in the snippets as well; "Hide secret" empties them again. */
+  document.addEventListener('toggle', function (event) {
+    var details = event.target;
+    if (!details.matches || !details.matches('.secret-reveal')) { return; }
+    var panel = details.closest('[data-secret-panel]');
+    if (panel) { showSnippets(panel, details.open); }
+  }, true);
+
   /* The secret must not outlive the page: not in the back/forward cache, not on return. */
   window.addEventListener('pagehide', function () { $$('[data-secret-panel]').forEach(removeSecret); });
   window.addEventListener('pageshow', function (event) {

@@ -36,7 +36,7 @@ def test_create_copy_dismiss_disable_and_delete_with_the_keyboard(keys_page, liv
 
     # reveal and hide with Space on the summary, then copy with Enter
     keyboard.press("Tab")
-    expect(panel.locator("summary")).to_be_focused()
+    expect(panel.locator(".secret-reveal summary")).to_be_focused()
     keyboard.press("Space")
     expect(panel.locator(".secret-value")).to_be_visible()
     keyboard.press("Space")

@@ -1,14 +1,21 @@
-"""The README's screenshot, taken from a real run: three keys, one new secret still masked."""
+"""The README's screenshot, taken from a real run: four keys with their notes and review dates, a
+rotation under way (the old key still enabled, superseded by its successor), one new secret
+still masked.
+"""
 
 from __future__ import annotations
 
 import os
 import struct
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from keyadmin.appservices.connection import SESSION_KEY
+from keyadmin.models import KeyNote
 from tests.browser.conftest import ROOT, give_session
 from tests.browser.support import (
     count,
@@ -31,6 +38,43 @@ WIDTH, HEIGHT = 1200, 800
 EMAIL, PASSWORD = "ada@example.com", "screenshot-password"
 
 
+def write_notes(client, *, ci: str, ci_next: str, nightly: str) -> None:
+    """The notes staff would have written, straight into KeyNote: which of them the page shows
+    (purpose, ticket, owner, review badges, "superseded by") is up to the templates of the day.
+
+    ci-runner is being rotated: its successor ci-runner-2 exists, the old key is still enabled.
+    Review dates: ci-runner's is past (overdue), nightly-backup's is days away (due).
+    """
+    connected = client.session[SESSION_KEY]
+    today = timezone.localdate()
+    mine = {"app_id": connected["app_id"], "appservices_user_id": connected["user_id"]}
+    ci_note = {"purpose": "Deploys from CI", "owner": "platform-team@example.com"}
+    KeyNote.objects.create(
+        **mine,
+        **ci_note,
+        key_id=ci,
+        ticket="SUP-1432",
+        review_by=today - timedelta(days=12),
+        superseded_by=ci_next,
+    )
+    KeyNote.objects.create(
+        **mine,
+        **ci_note,
+        key_id=ci_next,
+        ticket="SUP-1502",
+        review_by=today + timedelta(days=90),
+        supersedes=ci,
+    )
+    KeyNote.objects.create(
+        **mine,
+        key_id=nightly,
+        purpose="Nightly export to the data lake",
+        ticket="SUP-1210",
+        owner="data-team@example.com",
+        review_by=today + timedelta(days=5),
+    )
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     return struct.unpack(">II", data[16:24])
@@ -44,22 +88,27 @@ def test_readme_screenshot_of_the_keys_page(
         "/appservices/sign-in/",
         {"provider": "local-userpass", "email": EMAIL, "password": PASSWORD},
     )
-    _ci, nightly = seed(staff_client, "ci-runner", "nightly-backup")
+    ci, nightly, ci_next = seed(staff_client, "ci-runner", "nightly-backup", "ci-runner-2")
     staff_client.post(
         key_url(nightly, "disable"), row_post(nightly, "nightly-backup"), headers=HTMX
     )
+    write_notes(staff_client, ci=ci, ci_next=ci_next, nightly=nightly)
     give_session(page.context, live_server, staff_client)
     page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
     open_keys(page, live_server)
     page.locator("#notices").get_by_role("button", name="Dismiss").click()  # "Connected to …"
 
+    # A plain create for the panel: the rotation shows on the rows (its notes above). Once
+    # "Rotate" exists, pressing it on ci-runner could give the panel too, naming the old key.
     create_in_browser(page, "deploy-bot")
 
-    expect(page.locator("#key-rows > tr")).to_have_count(3)
+    expect(page.locator("#key-rows > tr")).to_have_count(4)
     names = page.locator("#key-rows > tr").evaluate_all("rows => rows.map(r => r.dataset.name)")
-    assert names == ["ci-runner", "nightly-backup", "deploy-bot"]
-    expect(row(page, "nightly-backup").locator(".badge")).to_have_text("Disabled")
-    expect(count(page)).to_have_text("3")
+    assert names == ["ci-runner", "nightly-backup", "ci-runner-2", "deploy-bot"]
+    # by state, not by badge text: review badges may join the status badge once notes show
+    expect(row(page, "ci-runner")).to_have_attribute("data-status", "enabled")  # not yet off
+    expect(row(page, "nightly-backup")).to_have_attribute("data-status", "disabled")
+    expect(count(page)).to_have_text("4")
     expect(secret_panel(page)).to_have_count(1)
     expect(secret_panel(page).locator(".secret-value")).to_be_hidden()  # masked in the picture
     expect(secret_panel(page).locator(".secret-dots")).to_be_visible()
@@ -74,7 +123,8 @@ def test_readme_screenshot_of_the_keys_page(
 
     width, height = png_size(data)
     assert width == WIDTH
-    assert HEIGHT <= height <= 1.5 * HEIGHT
+    # Four keys whose rows may carry a note each: taller than the window, never absurdly so.
+    assert HEIGHT <= height <= 1.75 * HEIGHT
     bottom = page.evaluate("document.querySelector('#key-table').getBoundingClientRect().bottom")
     assert bottom + page.evaluate("scrollY") <= height
     assert SCREENSHOT.read_bytes() == data

@@ -100,6 +100,7 @@ TRANSLATED_BLOCK = re.compile(
 TAG = re.compile(r"{%.*?%}|{{.*?}}", re.S)
 VISIBLE_ATTRIBUTES = {"title", "placeholder", "alt", "aria-label", "aria-description"}
 NOT_WORDS = {"keyadmin", "UTC"}  # the product's name; a time zone
+VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr"}
 
 
 class _VisibleText(html.parser.HTMLParser):
@@ -107,10 +108,13 @@ class _VisibleText(html.parser.HTMLParser):
         super().__init__()
         self.found: list[str] = []
         self._skip = 0
+        self._not_translated = 0  # depth inside an element marked translate="no" (code, names)
 
     def handle_starttag(self, tag, attrs):
         if tag in ("script", "style"):
             self._skip += 1
+        if tag not in VOID_ELEMENTS and (self._not_translated or ("translate", "no") in attrs):
+            self._not_translated += 1
         for name, value in attrs:
             if value and (name in VISIBLE_ATTRIBUTES or name.startswith("data-msg-")):
                 self._check(f"{tag}[{name}]", value)
@@ -118,9 +122,11 @@ class _VisibleText(html.parser.HTMLParser):
     def handle_endtag(self, tag):
         if tag in ("script", "style"):
             self._skip -= 1
+        if self._not_translated and tag not in VOID_ELEMENTS:
+            self._not_translated -= 1
 
     def handle_data(self, data):
-        if not self._skip:
+        if not self._skip and not self._not_translated:
             self._check("text", data)
 
     def _check(self, where: str, text: str) -> None:
