@@ -41,6 +41,8 @@ CSRF_COOKIE = "__Host-csrftoken"
 KEYS = "/keys/"
 CREATE = "/keys/new/"
 SIGNIN = "/appservices/sign-in/"
+ACT_FOR_START = "/appservices/act-for/"
+ACT_FOR_END = "/appservices/act-for/end/"
 CLIENT_API = "/api/client/v2.0"
 
 # Variables that would change what the server under test does; the harness sets its own
@@ -100,6 +102,7 @@ SSO_ENV = {
     "KEYADMIN_ROLE_GROUPS_VIEWER": "keyadmin-viewers",
     "KEYADMIN_ROLE_GROUPS_OPERATOR": "keyadmin-operators",
     "KEYADMIN_ROLE_GROUPS_AUDITOR": "keyadmin-auditors",
+    "KEYADMIN_ROLE_GROUPS_ACT_FOR": "keyadmin-act-for",
 }
 
 
@@ -423,6 +426,21 @@ class StaffClient:
 
     def key_detail(self, key: Key) -> requests.Response:
         return self.request("GET", f"/keys/{key.id}/")  # a link: a full page
+
+    def act_for_start(self, app: str, customer_id: str, ticket: str) -> requests.Response:
+        """The sign-in page's act-for form (a plain form POST, answered with a redirect)."""
+        data = {
+            "csrfmiddlewaretoken": self.csrf_token,
+            "app": app,
+            "customer_id": customer_id,
+            "ticket": ticket,
+            "minutes": "15",
+        }
+        return self.request("POST", ACT_FOR_START, data=data)
+
+    def act_for_end(self) -> requests.Response:
+        """The acting banner's "End now" (bound to the acting connection, like every form)."""
+        return self.request("POST", ACT_FOR_END, data={"csrfmiddlewaretoken": self.csrf_token})
 
     def close(self) -> None:
         self.http.close()
