@@ -1,0 +1,62 @@
+"""Key rows are rendered once per worker and reused (keyadmin/templatetags/keyrows.py): every
+answer still carries its own CSRF token and form binding, its language, and fresh errors."""
+
+from __future__ import annotations
+
+import re
+
+from tests.support import (
+    HTMX,
+    KEYS_URL,
+    connected_with_key,
+    current_binding,
+    key_url,
+    row_post,
+)
+
+_CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+_BINDING = re.compile(r'name="bound_to" value="([^"]+)"')
+
+
+def row_of(html: str, key_id: str) -> str:
+    return re.search(rf'<tr id="key-{key_id}".*?</tr>', html, flags=re.DOTALL).group(0)
+
+
+def test_a_reused_row_carries_this_answers_token_and_binding(client, emulator, user_credentials):
+    key_id = connected_with_key(client, emulator, user_credentials)
+
+    first = row_of(client.get(KEYS_URL, headers=HTMX).content.decode(), key_id)
+    second = row_of(client.get(KEYS_URL, headers=HTMX).content.decode(), key_id)
+
+    assert _CSRF.sub("", first) == _CSRF.sub("", second)
+    assert _CSRF.findall(first) != _CSRF.findall(second)  # masked afresh for each answer
+    assert set(_BINDING.findall(second)) == {current_binding(client)}
+    # The token a reused row carries is one Django accepts: the toggle goes through.
+    toggled = client.post(
+        key_url(key_id, "disable"),
+        {**row_post(key_id, "ci-runner"), "csrfmiddlewaretoken": _CSRF.findall(second)[0]},
+        headers=HTMX,
+    )
+    assert 'data-status="disabled"' in toggled.content.decode()
+
+
+def test_a_reused_row_follows_the_language(client, emulator, user_credentials):
+    key_id = connected_with_key(client, emulator, user_credentials)
+
+    english = row_of(client.get(KEYS_URL, headers=HTMX).content.decode(), key_id)
+    spanish = client.get(KEYS_URL, headers=HTMX, HTTP_ACCEPT_LANGUAGE="es").content.decode()
+
+    assert ">Disable<" in english
+    assert ">Deshabilitar<" in row_of(spanish, key_id)
+
+
+def test_a_row_with_an_error_is_rendered_afresh(client, emulator, user_credentials):
+    key_id = connected_with_key(client, emulator, user_credentials)
+    client.get(KEYS_URL, headers=HTMX)
+    emulator.add_fault(route="keys_disable", action="status", status=503)
+
+    failed = client.post(key_url(key_id, "disable"), row_post(key_id, "ci-runner"), headers=HTMX)
+
+    html = failed.content.decode()
+    assert "has-error" in html
+    assert 'class="row-error" role="alert"' in html
