@@ -70,7 +70,7 @@ class _StaffUserRead:
             user_id = f"{quote(user_table)}.{quote(user_pk)}"
             # Names from the models' metadata, quoted; the one value is a parameter.
             sql = (
-                f"SELECT {', '.join(columns)} FROM {quote(user_table)} "  # noqa: S608
+                f"SELECT {', '.join(columns)} FROM {quote(user_table)} "  # noqa: S608  # nosec B608
                 f"LEFT OUTER JOIN {quote(staff_table)} "
                 f"ON {quote(staff_table)}.{quote(staff_user)} = {user_id} "
                 f"WHERE {user_id} = %s"
@@ -114,7 +114,7 @@ def session_data(session_key: str) -> str | None:
     quote = connection.ops.quote_name
     meta = Session._meta
     sql = (
-        f"SELECT {quote(meta.get_field('session_data').column)} "  # noqa: S608
+        f"SELECT {quote(meta.get_field('session_data').column)} "  # noqa: S608  # nosec B608
         f"FROM {quote(meta.db_table)} "
         f"WHERE {quote(meta.get_field('session_key').column)} = %s "
         f"AND {quote(meta.get_field('expire_date').column)} > %s"
