@@ -1,5 +1,6 @@
-"""Key rows are rendered once per worker and reused (keyadmin/templatetags/keyrows.py): every
-answer still carries its own CSRF token and form binding, its language, and fresh errors."""
+"""Key rows and empty form widgets are rendered once per worker and reused
+(keyadmin/templatetags/keyrows.py, keyadmin/forms.py): every answer still carries its own CSRF
+token and form binding, its language, fresh errors and what was typed."""
 
 from __future__ import annotations
 
@@ -60,3 +61,19 @@ def test_a_row_with_an_error_is_rendered_afresh(client, emulator, user_credentia
     html = failed.content.decode()
     assert "has-error" in html
     assert 'class="row-error" role="alert"' in html
+
+
+def test_an_empty_filter_is_reused_per_language_and_a_typed_one_is_not(
+    client, emulator, user_credentials
+):
+    connected_with_key(client, emulator, user_credentials)
+
+    english = client.get(KEYS_URL, headers=HTMX).content.decode()
+    spanish = client.get(KEYS_URL, headers=HTMX, HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    typed = client.get(KEYS_URL + "?q=ci-run&status=enabled", headers=HTMX).content.decode()
+
+    assert ">Any status</option>" in english
+    assert ">Cualquier estado</option>" in spanish
+    assert 'name="q" value="ci-run"' in typed
+    assert '<option value="enabled" selected>' in typed
+    assert 'value="ci-run"' not in client.get(KEYS_URL, headers=HTMX).content.decode()
