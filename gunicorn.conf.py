@@ -12,6 +12,8 @@ Environment (all optional):
     KEYADMIN_WORKERS     worker processes (default 2; about one per core)
     KEYADMIN_THREADS     threads per worker (default 8; more if App Services is slower to answer)
     KEYADMIN_ACCESS_LOG  access log file, "-" for stderr (default: none)
+    PROMETHEUS_MULTIPROC_DIR  where workers keep their metrics (default: a new temporary directory
+                         per start); emptied of earlier metrics at start, one per instance
 
 Only ever behind nginx with deploy/nginx/keyadmin-front.conf (docs/deploy.md section 6). A
 gthread worker's thread reads a request until it is whole, with no deadline, and no setting here
@@ -24,6 +26,9 @@ at once.
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -77,3 +82,37 @@ control_socket_disable = True
 
 # X-Forwarded-Proto (https from the TLS proxy) is trusted from gunicorn's default, loopback only,
 # or from the addresses in gunicorn's own FORWARDED_ALLOW_IPS variable (docs/deploy.md).
+
+# Prometheus metrics (keyadmin/metrics.py): each worker counts in its own files in this directory
+# and /metrics adds them all up, so a scrape answered by either worker sees both. prometheus_client
+# picks its file-backed mode when it is first imported, which preload_app does in the master after
+# this file is read: the variable must be set here, not in a hook. Counts from an earlier start
+# must not be added to this one's, nor two instances' to each other's: a fresh directory per start
+# unless one is given (then emptied of earlier metrics in on_starting).
+_MADE_METRICS_DIR = "keyadmin-metrics-"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_MADE_METRICS_DIR)
+
+
+def on_starting(server):
+    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    # Only prometheus_client's own files: the directory given may hold something else too.
+    for leftover in metrics_dir.glob("*.db"):
+        leftover.unlink()
+
+
+def child_exit(server, worker):
+    # A dead worker's counters still count (requests it answered happened); its live gauges not.
+    # Imported here: at the top it would come before the variable above is set.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    # Told apart by name, not by a flag: a HUP reads this file again, with the variable set.
+    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    made_here = metrics_dir.parent == Path(tempfile.gettempdir())
+    if made_here and metrics_dir.name.startswith(_MADE_METRICS_DIR):
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -46,8 +46,9 @@ ACT_FOR_END = "/appservices/act-for/end/"
 CLIENT_API = "/api/client/v2.0"
 
 # Variables that would change what the server under test does; the harness sets its own
-# (DATABASE_URL too: the database is always this run's own SQLite file).
-_OWN_PREFIXES = ("KEYADMIN_", "APPSERVICES_", "DJANGO_", "GUNICORN_", "DATABASE_URL")
+# (DATABASE_URL too: the database is always this run's own SQLite file; PROMETHEUS_MULTIPROC_DIR
+# too: two servers must not share one, and gunicorn.conf.py makes one per start without it).
+_OWN_PREFIXES = ("KEYADMIN_", "APPSERVICES_", "DJANGO_", "GUNICORN_", "DATABASE_URL", "PROMETHEUS_")
 
 
 def plain_session() -> requests.Session:

@@ -12,6 +12,7 @@ imports need configured settings). `keyadmin.appservices.apps` is the accessor t
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import tomllib
@@ -35,6 +36,7 @@ MAX_HS256_SECRET_BYTES = 512  # App Services' bounds for a manual signing key
 DEFAULT_ACT_FOR_MINUTES = 15
 DEFAULT_MAX_ACT_FOR_MINUTES = 60
 LONGEST_ACT_FOR_MINUTES = 8 * 60  # one shift: no setting may allow more
+LONGEST_REVIEW_DAYS = 5 * 366  # a review period past a few years is no review at all
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _MAX_NAME = 100
@@ -94,10 +96,15 @@ class AppConfig:
     ticket_pattern: str | None = None
     max_act_for_minutes: int = DEFAULT_MAX_ACT_FOR_MINUTES
     default_act_for_minutes: int = DEFAULT_ACT_FOR_MINUTES
+    # Whether staff acting for a customer may delete the empty user their sign-in just created
+    # (a mistyped id); the file's default is off for production apps, on for the others.
+    delete_new_users: bool = False
     jwt_audience: str = ""
     jwt_algorithm: str = "RS256"
     jwt_hs256_secret_file: str = ""
     jwt_hs256_secret: SigningSecret | None = field(default=None, repr=False, compare=False)
+    # Days from a key's creation (or its last review) to its next review; None: no default.
+    review_days: int | None = None
 
     def __post_init__(self) -> None:
         if not self.jwt_audience:
@@ -128,9 +135,11 @@ _FIELDS = {
     "ticket_pattern",
     "max_act_for_minutes",
     "default_act_for_minutes",
+    "delete_new_users",
     "jwt_audience",
     "jwt_algorithm",
     "jwt_hs256_secret_file",
+    "review_days",
 }
 _REQUIRED = ("key", "name", "app_id", "environment")
 
@@ -207,9 +216,39 @@ def load_apps(
             if value in seen:
                 problems.append(f"{name} {value!r} is used by more than one app")
             seen.add(value)
+    problems.extend(_shared_signing(apps))
     if problems:
         raise ImproperlyConfigured(f"{where}: " + "; ".join(problems))
     return tuple(apps)
+
+
+def _shared_signing(apps: list[AppConfig]) -> list[str]:
+    """Pairs of apps whose providers would take each other's tokens: every RS256 app trusts
+    keyadmin's one key, so only its audience keeps a token minted for one app (and sent to
+    that app's upstream) from signing in to another as the same customer."""
+    problems = []
+    for index, first in enumerate(apps):
+        for second in apps[index + 1 :]:
+            a, b = sorted((first.key, second.key))
+            if first.jwt_algorithm == second.jwt_algorithm == "RS256":
+                if first.jwt_audience == second.jwt_audience:
+                    problems.append(
+                        f"apps {a} and {b} sign with the same key (keyadmin's RS256 key) for "
+                        f"the same jwt_audience {first.jwt_audience!r}: a token for one would "
+                        "sign in to the other; give each app its own jwt_audience"
+                    )
+            elif (
+                first.jwt_hs256_secret is not None
+                and second.jwt_hs256_secret is not None
+                and hmac.compare_digest(
+                    first.jwt_hs256_secret.reveal(), second.jwt_hs256_secret.reveal()
+                )
+            ):
+                problems.append(
+                    f"apps {a} and {b} sign with the same key (one HS256 key): a token for one "
+                    "could sign in to the other; give each app its own HS256 key"
+                )
+    return problems
 
 
 def _read(path: Path, where: str) -> dict:
@@ -252,8 +291,8 @@ def _strings(entry: dict, name: str, label: str, problems: list[str]) -> tuple[s
     return tuple(item.strip() for item in value)
 
 
-def _flag(entry: dict, name: str, label: str, problems: list[str]) -> bool:
-    value = entry.get(name, False)
+def _flag(entry: dict, name: str, label: str, problems: list[str], default: bool = False) -> bool:
+    value = entry.get(name, default)
     if not isinstance(value, bool):
         problems.append(f"{label}.{name} must be true or false")
         return False
@@ -271,6 +310,19 @@ def _minutes(entry: dict, name: str, label: str, problems: list[str], default: i
     return value
 
 
+def _review_days(entry: dict, label: str, problems: list[str]) -> int | None:
+    value = entry.get("review_days")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.append(f"{label}.review_days must be a whole number of days")
+        return None
+    if not 1 <= value <= LONGEST_REVIEW_DAYS:
+        problems.append(f"{label}.review_days must be 1 to {LONGEST_REVIEW_DAYS}, not {value}")
+        return None
+    return value
+
+
 def _pattern(entry: dict, name: str, label: str, problems: list[str]) -> str | None:
     if name not in entry:
         return None
@@ -279,7 +331,7 @@ def _pattern(entry: dict, name: str, label: str, problems: list[str]) -> str | N
         problems.append(f"{label}.{name} must be a non-empty regular expression")
         return None
     try:
-        re.compile(value)
+        re.compile(value, re.ASCII)  # as keyadmin.sso.actfor matches it
     except re.error as exc:
         problems.append(f"{label}.{name} is not a valid regular expression ({exc})")
         return None
@@ -392,9 +444,13 @@ def _app(entry: Any, label: str, folder: Path, problems: list[str]) -> AppConfig
         ticket_pattern=_pattern(entry, "ticket_pattern", label, problems),
         max_act_for_minutes=maximum,
         default_act_for_minutes=duration,
+        delete_new_users=_flag(
+            entry, "delete_new_users", label, problems, default=environment != "production"
+        ),
         jwt_audience=_text(entry, "jwt_audience", label, problems),
         jwt_algorithm=algorithm,
         jwt_hs256_secret_file=secret_file,
         jwt_hs256_secret=secret,
+        review_days=_review_days(entry, label, problems),
     )
     return app if len(problems) == before else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from keyadmin import audit
 from keyadmin.appservices.apps import default_app
 from keyadmin.appservices.connection import get_connection
 from keyadmin.keys.guards import ends_at_text, form_binding
@@ -28,6 +29,12 @@ def keyadmin(request: HttpRequest) -> dict:
         "connection": connection,
         "acting_ends_at": ends_at_text(acting.ends_at) if acting else "",
         "acting_binding": form_binding(connection) if acting else "",
+        # Offered only while it can be done: not once a key was made for the user here.
+        "acting_may_delete_user": bool(
+            connection is not None
+            and connection.may_delete_user
+            and not audit.keys_made_for(connection.app_id, connection.user_id)
+        ),
         "app_id": connection.app_id if connection is not None else default_app().app_id,
         "roles": held,
         "can_view": VIEWER in held,

@@ -30,8 +30,7 @@ from django.views.decorators.http import require_safe
 
 from keyadmin import appservices
 from keyadmin.appservices.apps import default_app
-from keyadmin.audit import client_address
-from keyadmin.origins import is_loopback
+from keyadmin.origins import from_this_machine
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +125,7 @@ def _may_ask_upstream(request: HttpRequest) -> bool:
     scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
     if token and scheme.lower() == "bearer":
         return hmac.compare_digest(offered.strip().encode(), token.encode())
-    # The address the audit trail would record: behind a trusted proxy, what the proxy saw.
-    return is_loopback(client_address(request))
+    return from_this_machine(request)
 
 
 @never_cache

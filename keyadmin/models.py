@@ -94,6 +94,8 @@ class AuditEvent(models.Model):
     app_id = models.CharField(max_length=64, blank=True, db_index=True)
     acting_for = models.CharField(max_length=255, blank=True, db_index=True)
     ticket = models.CharField(max_length=255, blank=True, db_index=True)
+    # While acting for a customer: when the time box ends (or ended), as the start set it.
+    acting_until = models.DateTimeField(null=True, blank=True)
     key_id = models.CharField(max_length=24, blank=True, db_index=True)
     key_name = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(max_length=64, blank=True)

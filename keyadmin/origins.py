@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 
 def is_loopback(host: str | None) -> bool:
@@ -102,3 +106,18 @@ def allowlist_problem(allowed: Iterable[str]) -> str | None:
         if "://" in entry and origin_problem(entry.rstrip("/"), [entry.rstrip("/")]):
             return f"{entry!r} is not an origin such as https://host:port"
     return None
+
+
+_FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
+def from_this_machine(request: HttpRequest) -> bool:
+    """A request made on this machine, not relayed: the peer is loopback and no proxy header.
+
+    A proxy on the same host is a loopback peer too, so a forwarded request is somebody else's
+    whatever address its header names; and with KEYADMIN_TRUSTED_PROXY_COUNT wrongly 0 the
+    client address would be the proxy's own, so that is not trusted here either.
+    """
+    if any(header in request.META for header in _FORWARDED):
+        return False
+    return is_loopback(request.META.get("REMOTE_ADDR"))

@@ -143,8 +143,19 @@ APPSERVICES_TIMEOUT = (
 )
 # The most one call may take, connect, headers and body together, retry included.
 APPSERVICES_DEADLINE = envfloat("APPSERVICES_DEADLINE", 15.0)
+# The most a multi-key action (a lock-down, its undo, a bulk action) may take, its list and
+# every key's call together; keys it did not reach in time are reported "not attempted". Under
+# gunicorn's 30 s timeout and nginx's 65 s proxy_read_timeout.
+KEYADMIN_BATCH_DEADLINE = envfloat("KEYADMIN_BATCH_DEADLINE", 20.0)
 # A bearer token that lets a client off this machine ask /readyz?appservices=1 (keyadmin/health.py).
 KEYADMIN_READYZ_TOKEN = envsecret("KEYADMIN_READYZ_TOKEN") or ""
+# A bearer token that lets a scraper off this machine read /metrics (keyadmin/metrics_views.py).
+KEYADMIN_METRICS_TOKEN = envsecret("KEYADMIN_METRICS_TOKEN") or ""
+if 0 < len(KEYADMIN_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "KEYADMIN_METRICS_TOKEN must be at least 32 characters (python -c "
+        "'import secrets; print(secrets.token_urlsafe(32))')"
+    )
 # Hosts the location answer may send tokens to; "*." entries match any subdomain. A location
 # answer keeps the base URL's scheme and port unless an entry names its origin in full
 # (scheme://host:port).
@@ -258,6 +269,10 @@ KEYADMIN_SIGNIN_STAFF_LIMIT = envcount("KEYADMIN_SIGNIN_STAFF_LIMIT", 20)  # fai
 KEYADMIN_SIGNIN_ADDRESS_LIMIT = envcount("KEYADMIN_SIGNIN_ADDRESS_LIMIT", 50)  # failures per IP
 KEYADMIN_SIGNIN_ANONYMOUS_LIMIT = envcount("KEYADMIN_SIGNIN_ANONYMOUS_LIMIT", 10)  # every one
 KEYADMIN_DEV_SIGNIN_LIMIT = envcount("KEYADMIN_DEV_SIGNIN_LIMIT", 30)  # every one, per IP
+# Starts of acting for a customer, every one, in the same window: per staff member, and per
+# staff member on one app (a burst on one app should not use up the others).
+KEYADMIN_ACT_FOR_STAFF_LIMIT = envcount("KEYADMIN_ACT_FOR_STAFF_LIMIT", 20)
+KEYADMIN_ACT_FOR_APP_LIMIT = envcount("KEYADMIN_ACT_FOR_APP_LIMIT", 10)
 
 from keyadmin.sso.config import check as _check_staff_identity  # noqa: E402
 
@@ -287,6 +302,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: its Server-Timing `app` figure covers every other middleware (keyadmin/timing.py).
     "keyadmin.timing.server_timing",
+    # Next: it counts every answer, the https redirects and refusals of the others included
+    # (server_timing makes none of its own).
+    "keyadmin.metrics.http_requests",
     "django.middleware.security.SecurityMiddleware",
     "keyadmin.middleware.request_id",
     "keyadmin.middleware.access_log",
@@ -418,7 +436,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = envbool("KEYADMIN_SSL_REDIRECT", not DEBUG)
 # Health checks come from the process manager or load balancer, often over plain http.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 # Preload is a promise to browsers that the whole domain is https-only; off only by choice.

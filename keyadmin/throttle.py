@@ -19,6 +19,9 @@ What is counted, per window of KEYADMIN_SIGNIN_WINDOW_SECONDS:
 - Anonymous App Services sign-ins (nothing to guess, but each makes an App Services user), per
   staff member and per address: every one counts.
 - The development sign-in, per address: every one counts.
+- Starting to act for a customer (keyadmin.keys.connect), per staff member and per staff member
+  and app: every start counts, as anonymous sign-ins do (each can create an App Services user
+  for a mistyped id, and each mints a token as strong as the customer's password).
 An attempt that App Services could not judge (unreachable, failing, a location outside the
 allowlist) gives its count back. A block lasts until the window ends, twice as long for each
 block in a row, at most KEYADMIN_SIGNIN_MAX_BLOCK_SECONDS; starting one is audited once
@@ -44,7 +47,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from keyadmin import audit
+from keyadmin import audit, metrics
 from keyadmin.models import SignInThrottle
 
 # What a success does to a counter.
@@ -67,6 +70,9 @@ class Attempt:
 
     action: str
     counters: tuple[Counter, ...]
+    # What a block's audit row is about when not the session's connection (an act-for start
+    # names the app, customer and ticket tried, not those of the connection still kept).
+    about: dict[str, str] | None = None
 
 
 class Throttled(Exception):
@@ -122,6 +128,27 @@ def dev_signin(request: HttpRequest) -> Attempt:
     return Attempt("signin", (_counter("dev-address", _address(request), limit, KEEP),))
 
 
+def act_for_start(
+    request: HttpRequest, app_key: str, about: dict[str, str] | None = None
+) -> Attempt:
+    """What starting to act for a customer on the app `app_key` counts against; `about` is the
+    app, customer and ticket tried, for the row of a block it starts."""
+    staff = str(request.user.pk)
+    return Attempt(
+        "act-for-start",
+        (
+            _counter("act-for-staff", staff, settings.KEYADMIN_ACT_FOR_STAFF_LIMIT, KEEP),
+            _counter(
+                "act-for-staff-app",
+                f"{staff}\0{app_key}",
+                settings.KEYADMIN_ACT_FOR_APP_LIMIT,
+                KEEP,
+            ),
+        ),
+        about,
+    )
+
+
 def _window() -> timedelta:
     return timedelta(seconds=settings.KEYADMIN_SIGNIN_WINDOW_SECONDS)
 
@@ -158,6 +185,7 @@ def begin(request: HttpRequest, attempt: Attempt) -> None:
     now = timezone.now()
     started: list[tuple[Counter, int]] = []
     waits: list[int] = []
+    refused_by: list[str] = []
     with transaction.atomic():
         SignInThrottle.objects.filter(expires_at__lt=now).delete()
         rows = []
@@ -170,6 +198,7 @@ def begin(request: HttpRequest, attempt: Attempt) -> None:
             )
             if row.blocked_until is not None and row.blocked_until > now:
                 waits.append(_seconds_until(row.blocked_until, now))
+                refused_by.append(counter.scope)
             else:
                 if row.blocked_until is not None or row.window_start + _window() <= now:
                     _start_window(row, now)
@@ -177,6 +206,7 @@ def begin(request: HttpRequest, attempt: Attempt) -> None:
                     _block(row, now)
                     waits.append(_seconds_until(row.blocked_until, now))
                     started.append((counter, waits[-1]))
+                    refused_by.append(counter.scope)
             rows.append(row)
         for row in rows:
             if not waits:
@@ -193,8 +223,10 @@ def begin(request: HttpRequest, attempt: Attempt) -> None:
             audit.DENIED,
             status=429,
             detail=f"{attempt.action}: too many per {scopes}; blocked for {seconds} s",
+            about=attempt.about,
         )
     if waits:
+        metrics.throttled([counter.scope for counter, _seconds in started], refused_by)
         raise Throttled(max(waits))
 
 
@@ -220,6 +252,12 @@ def abandoned(attempt: Attempt) -> None:
 
 def message(refused: Throttled) -> str:
     return _("Too many sign-in attempts. Try again in %(seconds)s s.") % {
+        "seconds": refused.retry_after
+    }
+
+
+def act_for_message(refused: Throttled) -> str:
+    return _("You have started acting for customers too often. Try again in %(seconds)s s.") % {
         "seconds": refused.retry_after
     }
 

@@ -55,6 +55,7 @@ from keyadmin.appservices.errors import (
     RequestRejected,
     SessionEnded,
     SignInTokenRefused,
+    UnknownApp,
     UpstreamGarbage,
     UpstreamUnavailable,
     UpstreamUnreachable,
@@ -169,6 +170,10 @@ _http: requests.Session | None = None
 _http_lock = threading.Lock()
 _locations: dict[tuple[str, str], str] = {}
 _locations_lock = threading.Lock()
+# When a look-up ahead of need (AppServices.learn_location) last failed, per app: it is not
+# tried again for LOCATION_RETRY_SECONDS, so a page view never waits on a failing App Services.
+_location_failures: dict[tuple[str, str], float] = {}
+LOCATION_RETRY_SECONDS = 60
 
 
 # The connection ended before a whole answer: an idempotent call may be sent once more.
@@ -177,6 +182,28 @@ _CUT_SHORT = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError
 
 class _AnswerTooLarge(Exception):
     pass
+
+
+_batch = threading.local()
+
+
+@contextlib.contextmanager
+def calls_end_by(at: float) -> Iterator[None]:
+    """Every call this thread makes inside the block ends by `at` (time.monotonic()), sooner
+    than its own APPSERVICES_DEADLINE if need be: the total deadline of a multi-key action."""
+    _batch.at = at
+    try:
+        yield
+    finally:
+        _batch.at = None
+
+
+def _call_seconds() -> float:
+    seconds = settings.APPSERVICES_DEADLINE
+    at = getattr(_batch, "at", None)
+    if at is not None:
+        seconds = max(min(seconds, at - time.monotonic()), 0.001)
+    return seconds
 
 
 class _Deadline:
@@ -360,6 +387,7 @@ def forget_locations() -> None:
     """Drop cached location answers (tests, and a settings change at run time)."""
     with _locations_lock:
         _locations.clear()
+        _location_failures.clear()
 
 
 def _allowed(allowed_hosts: tuple[str, ...] | list[str] | None) -> tuple[str, ...] | list[str]:
@@ -525,7 +553,7 @@ def _call(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = origin + path
     attempts = 2 if retry else 1
-    deadline = _Deadline(settings.APPSERVICES_DEADLINE)
+    deadline = _Deadline(_call_seconds())
     too_slow = UpstreamUnavailable(
         _("App Services did not answer in time. Try again in a moment."),
         method=method,
@@ -699,11 +727,7 @@ def _error_for(
             **where,
         )
     if status == 404 and route.startswith("GET /app/"):
-        return RequestRejected(
-            _("App Services does not know the app id %(app)s. Check APPSERVICES_APP_ID.")
-            % {"app": settings.APPSERVICES_APP_ID},
-            **where,
-        )
+        return UnknownApp(**where)  # AppServices names the app: only it knows which one
     return RequestRejected(**where)
 
 
@@ -761,6 +785,7 @@ class AppServices:
     ) -> None:
         if app is not None:
             base_url, app_id = app.base_url, app.app_id
+        self.name = app.name if app is not None else (app_id or settings.APPSERVICES_APP_ID)
         self.allowed_hosts = tuple(app.allowed_hosts) if app is not None else None
         self.base_url = (base_url or settings.APPSERVICES_BASE_URL).rstrip("/")
         self.app_id = app_id or settings.APPSERVICES_APP_ID
@@ -771,6 +796,13 @@ class AppServices:
     def _app_path(self) -> str:
         return f"{_CLIENT_ROOT}/app/{quote(self.app_id, safe='')}"
 
+    def _location(self, origin: str, *, retry: bool) -> Any:
+        route = "GET /app/{app}/location"
+        try:
+            return _call("GET", origin, f"{self._app_path}/location", route=route, retry=retry)
+        except UnknownApp as error:
+            raise UnknownApp.of(self.app_id, self.name, error) from None
+
     def hostname(self) -> str:
         """The origin this app's requests go to, looked up once per process and app."""
         cache_key = (self.base_url, self.app_id)
@@ -780,9 +812,7 @@ class AppServices:
         if cached:
             # The allowlist may have changed.
             return check_location_origin(cached, origin, self.allowed_hosts)
-        data = _call(
-            "GET", origin, f"{self._app_path}/location", route="GET /app/{app}/location", retry=True
-        )
+        data = self._location(origin, retry=True)
         hostname = check_location_origin(
             _expect(data, "hostname")["hostname"].rstrip("/"), origin, self.allowed_hosts
         )
@@ -790,10 +820,34 @@ class AppServices:
             _locations[cache_key] = hostname
         return hostname
 
+    def learn_location(self) -> bool:
+        """Look up where the app lives ahead of need, unless it is known (no request) or a
+        look-up failed in the last LOCATION_RETRY_SECONDS; whether it is known now.
+
+        For a page that offers an action, so that the action itself costs only its own request.
+        Never raises AppServicesError: the failure is logged, and the action looks up again
+        and reports it in place.
+        """
+        cache_key = (self.base_url, self.app_id)
+        with _locations_lock:
+            if cache_key in _locations:
+                return True
+            failed = _location_failures.get(cache_key)
+        if failed is not None and time.monotonic() - failed < LOCATION_RETRY_SECONDS:
+            return False
+        try:
+            self.hostname()
+        except AppServicesError as error:
+            logger.warning("looking up the app's location ahead of need failed (%s)", error.status)
+            with _locations_lock:
+                _location_failures[cache_key] = time.monotonic()
+            return False
+        return True
+
     def check_location(self) -> str:
         """Ask where this app lives now, past the cache, without a retry (readiness checks)."""
         origin = check_origin(self.base_url, self.allowed_hosts)
-        data = _call("GET", origin, f"{self._app_path}/location", route="GET /app/{app}/location")
+        data = self._location(origin, retry=False)
         return check_location_origin(
             _expect(data, "hostname")["hostname"].rstrip("/"), origin, self.allowed_hosts
         )
@@ -907,6 +961,23 @@ class UserSession:
     def logout(self) -> None:
         """Revoke the refresh token upstream (access tokens already issued live on)."""
         self._keys_call("DELETE", "/auth/session", "DELETE /auth/session", retry=True)
+
+    def delete_user(self) -> None:
+        """Delete this App Services user, its keys and sessions (`DELETE /auth/delete`).
+
+        Authorised by the *access* token (refreshed first when none was given). Never retried:
+        a second request after a first that worked would find no user and read as a session
+        that has ended, hiding that the delete happened.
+        """
+        if not self._access_token:
+            self._access_token = self.refresh()
+        _call(
+            "DELETE",
+            check_origin(self.hostname, self.allowed_hosts),
+            f"{_CLIENT_ROOT}/auth/delete",
+            route="DELETE /auth/delete",
+            token=self._access_token,
+        )
 
     def list_api_keys(self) -> list[ApiKey]:
         data = self._keys_call("GET", "/auth/api_keys", "GET /auth/api_keys", retry=True)

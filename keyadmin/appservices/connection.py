@@ -8,8 +8,10 @@ manage the user's keys). Nothing but this module reads or writes them.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -37,6 +39,9 @@ class Acting:
     ends_at: int
     staff_subject: str
     new_user: bool = False  # the sign-in created this App Services user (a mistyped id?)
+    # Random, one per start: forms name it (keyadmin.keys.guards.binding_claims), so a page from
+    # an earlier session for the same customer, under another ticket, is refused in this one.
+    start_id: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -45,6 +50,7 @@ class Acting:
             "ends_at": self.ends_at,
             "staff_subject": self.staff_subject,
             "new_user": self.new_user,
+            "start_id": self.start_id,
         }
 
 
@@ -63,6 +69,22 @@ class Connection:
     _refresh_token: str = field(repr=False)
     app_key: str = ""
     acting: Acting | None = None
+    # Only for a user this very sign-in created, on an app that lets staff delete it: the
+    # login's access token, which `DELETE /auth/delete` needs (keep_access_token says why).
+    _access_token: str | None = field(default=None, repr=False)
+    access_obtained_at: int = 0
+
+    @property
+    def may_delete_user(self) -> bool:
+        """Whether this is still the connection whose sign-in created its user, on an app that
+        lets staff delete such a user (keyadmin.keys.connect checks the audit trail too)."""
+        return bool(
+            self.acting is not None
+            and self.acting.new_user
+            and self._access_token
+            and self.app.act_for_enabled
+            and self.app.delete_new_users
+        )
 
     def __repr__(self) -> str:
         return f"Connection({self.user_id} via {self.provider} at {self.hostname})"
@@ -75,6 +97,18 @@ class Connection:
         return appservices.UserSession(
             self.hostname, self._refresh_token, allowed_hosts=self.app.allowed_hosts
         )
+
+
+def acting_about(connection: Connection) -> dict:
+    """The audit fields of an act-for connection no longer (or not yet) in the session."""
+    acting = connection.acting
+    return {
+        "appservices_user_id": connection.user_id,
+        "app_id": connection.app_id,
+        "acting_for": acting.customer_id if acting else "",
+        "ticket": acting.ticket if acting else "",
+        "acting_until": acting.ends_at if acting else None,
+    }
 
 
 def _app_of(app_key: str, app_id: str) -> AppConfig:
@@ -144,9 +178,11 @@ def connect_acting(request: HttpRequest, app: AppConfig, token: str, acting: Act
     """Sign in as a customer with a Custom JWT: exactly one upstream request (the login).
 
     The profile is not fetched: the login's answer names the user, and the customer id is the
-    label. `acting.new_user` is worked out by the caller from the user id the answer carries.
+    label. `acting.new_user` is worked out here from the user id the answer carries.
     """
+    asked_at = time.time()
     tokens = appservices.AppServices(app).login("custom-token", {"token": token})
+    acting = replace_new_user(acting, tokens.user_id, asked_at, time.time())
     _remember(
         request,
         app,
@@ -155,22 +191,48 @@ def connect_acting(request: HttpRequest, app: AppConfig, token: str, acting: Act
         None,
         acting.customer_id,
         True,
-        acting=replace_new_user(acting, tokens.user_id),
+        acting=acting,
+        keep_access_token=acting.new_user and app.delete_new_users,
     )
     return get_connection(request)
 
 
-NEW_USER_SECONDS = 10
+# App Services' access tokens live 30 minutes; one older than this is refreshed before use.
+ACCESS_TOKEN_SECONDS = 25 * 60
 
 
-def replace_new_user(acting: Acting, user_id: str) -> Acting:
+@sensitive_variables()
+def delete_new_user(request: HttpRequest, connection: Connection) -> None:
+    """Delete the empty user `connection`'s sign-in created, then forget the connection: its
+    tokens died with the user, so there is nothing left to revoke.
+
+    One upstream request while the kept access token is fresh (ACCESS_TOKEN_SECONDS), two (a
+    refresh first) after that. Raises `AppServicesError`; the connection stays as it was then.
+    """
+    fresh = time.time() - connection.access_obtained_at < ACCESS_TOKEN_SECONDS
+    appservices.UserSession(
+        connection.hostname,
+        connection._refresh_token,
+        connection._access_token if fresh else None,
+        connection.app.allowed_hosts,
+    ).delete_user()
+    forget(request)
+
+
+# How far App Services' clock may be from ours. Small on purpose: a user made this much before
+# the sign-in was sent is a customer who signed up just before, and must not be offered for
+# deletion as the empty user of a mistyped id.
+NEW_USER_SECONDS = 2
+
+
+def replace_new_user(acting: Acting, user_id: str, asked_at: float, answered_at: float) -> Acting:
     """`acting` with `new_user` set when the user id (an ObjectId, whose first 8 hex digits are
-    its creation time) was made within NEW_USER_SECONDS of now: by this very sign-in."""
-    try:
-        created = int(user_id[:8], 16)
-    except ValueError:
+    its creation time, in whole seconds) was made while the sign-in was on its way, between
+    `asked_at` and `answered_at` (NEW_USER_SECONDS either side): by this very sign-in."""
+    if not re.fullmatch(appservices.KEY_ID_PATTERN, user_id):  # ObjectIds, like key ids
         return acting
-    new = abs(time.time() - created) <= NEW_USER_SECONDS
+    created = int(user_id[:8], 16)
+    new = int(asked_at) - NEW_USER_SECONDS <= created <= answered_at + NEW_USER_SECONDS
     return Acting(**{**acting.as_dict(), "new_user": new})
 
 
@@ -184,6 +246,7 @@ def _remember(
     label: str,
     can_manage: bool,
     acting: Acting | None = None,
+    keep_access_token: bool = False,
 ) -> None:
     previous = get_connection(request)
     request.session.cycle_key()  # a new privilege level gets a new session id
@@ -198,9 +261,16 @@ def _remember(
         "can_manage_keys": can_manage,
         "acting": acting.as_dict() if acting is not None else None,
         # Only the refresh token is kept: every key call uses it, and an access token would
-        # only widen what a stolen session row could do.
+        # only widen what a stolen session row could do (one exception, below).
         "refresh": _fernet().encrypt(tokens.refresh_token.encode()).decode(),
     }
+    if keep_access_token:
+        # Kept for one case only, a user this sign-in just created, so that deleting it costs
+        # one request rather than a refresh and the delete. Encrypted like the refresh token,
+        # which already grants more (60 days against 30 minutes), and gone with the connection.
+        stored = request.session[SESSION_KEY]
+        stored["access"] = _fernet().encrypt(tokens.access_token.encode()).decode()
+        stored["access_at"] = int(time.time())
     if previous is not None:
         _revoke(previous.hostname, previous._refresh_token, previous.app.allowed_hosts)
 
@@ -212,9 +282,13 @@ def get_connection(request: HttpRequest) -> Connection | None:
         return None
     try:
         refresh = _fernet().decrypt(stored["refresh"].encode()).decode()
+        access = stored.get("access")
+        access = _fernet().decrypt(access.encode()).decode() if isinstance(access, str) else None
         app = _app_of(str(stored.get("app_key", "")), stored["app_id"])
         acting = stored.get("acting")
         return Connection(
+            _access_token=access,
+            access_obtained_at=int(stored.get("access_at") or 0),
             app_key=app.key,
             acting=Acting(**acting) if isinstance(acting, dict) else None,
             app_id=stored["app_id"],
@@ -231,6 +305,36 @@ def get_connection(request: HttpRequest) -> Connection | None:
         # sign in again.
         forget(request)
         return None
+
+
+@sensitive_variables()
+def end_orphaned_acting(request: HttpRequest) -> dict | None:
+    """End acting for a customer on an app no longer configured: revoke the refresh token at the
+    host it came from, forget the connection, and return its audit fields (`acting_about`'s);
+    None when the session is not acting on such an app.
+
+    The host is the stored one: it passed the app's allowlist when the session was made, and it
+    issued the token, so revoking there shows it nothing new.
+    """
+    stored = request.session.get(SESSION_KEY)
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    if not isinstance(acting, dict) or app_of_session(request) is not None:
+        return None
+    forget(request)
+    try:
+        refresh = _fernet().decrypt(stored["refresh"].encode()).decode()
+        hostname = str(stored["hostname"])
+    except (KeyError, TypeError, AttributeError, InvalidToken):
+        logger.warning("a stored App Services token cannot be read; it is dropped unrevoked")
+    else:
+        _revoke(hostname, refresh, (urlsplit(hostname).hostname or "",))
+    return {
+        "appservices_user_id": str(stored.get("user_id", ""))[:64],
+        "app_id": str(stored.get("app_id", ""))[:64],
+        "acting_for": str(acting.get("customer_id", ""))[:255],
+        "ticket": str(acting.get("ticket", ""))[:255],
+        "acting_until": acting.get("ends_at"),
+    }
 
 
 def forget(request: HttpRequest) -> None:

@@ -99,6 +99,28 @@ class RequestRejected(AppServicesError):
     default_message = gettext_noop("App Services refused the request.")
 
 
+class UnknownApp(RequestRejected):
+    """App Services has no app with the configured id (a 404 on the app's location)."""
+
+    default_message = gettext_noop("App Services does not know this app id.")
+
+    @classmethod
+    def of(cls, app_id: str, app_name: str, error: AppServicesError) -> UnknownApp:
+        """The error staff see, naming the app as keyadmin knows it and where its id is set."""
+        message = _(
+            "App Services does not know the app id %(app_id)s (app %(name)s). An administrator "
+            "must check its app_id in KEYADMIN_APPS_FILE, or APPSERVICES_APP_ID without that "
+            "file."
+        ) % {"app_id": app_id, "name": app_name}
+        return cls(
+            message,
+            status=error.status,
+            error_code=error.error_code,
+            method=error.method,
+            path=error.path,
+        )
+
+
 class UpstreamUnavailable(AppServicesError):
     default_message = gettext_noop(
         "App Services is not answering right now. Try again in a moment."
@@ -135,5 +157,6 @@ class InvalidKeyId(AppServicesError, ValueError):
 class HostNotAllowed(AppServicesError):
     default_message = gettext_noop(
         "App Services asked keyadmin to send credentials to a host that is not allowed "
-        "(APPSERVICES_ALLOWED_HOSTS)."
+        "(the app's allowed_hosts in KEYADMIN_APPS_FILE, or APPSERVICES_ALLOWED_HOSTS without "
+        "that file)."
     )

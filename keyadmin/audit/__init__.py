@@ -14,14 +14,18 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as SESSION_KEY_USER
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import HttpRequest
 from django.utils import timezone
 
+from keyadmin import metrics
 from keyadmin.appservices import KEY_ID_PATTERN
 from keyadmin.appservices.connection import SESSION_KEY
 from keyadmin.models import AuditEvent
@@ -87,7 +91,7 @@ def _who(request: HttpRequest, identity: StaffIdentity | None) -> dict[str, str]
     }
 
 
-def _appservices_user(request: HttpRequest) -> dict[str, str]:
+def _appservices_user(request: HttpRequest) -> dict:
     """The App Services user, app and (while acting for a customer) customer and ticket."""
     connection = getattr(request, "connection", None)
     if connection is not None:
@@ -97,6 +101,7 @@ def _appservices_user(request: HttpRequest) -> dict[str, str]:
             "app_id": str(connection.app_id)[:64],
             "acting_for": acting.customer_id[:255] if acting else "",
             "ticket": acting.ticket[:255] if acting else "",
+            "acting_until": acting.ends_at if acting else None,
         }
     session = getattr(request, "session", None)
     stored = session.get(SESSION_KEY) if session is not None else None
@@ -109,7 +114,15 @@ def _appservices_user(request: HttpRequest) -> dict[str, str]:
         "app_id": str(stored.get("app_id", ""))[:64],
         "acting_for": str(acting.get("customer_id", ""))[:255],
         "ticket": str(acting.get("ticket", ""))[:255],
+        "acting_until": acting.get("ends_at"),
     }
+
+
+def _time_box_end(ends_at: object) -> datetime | None:
+    # Epoch seconds as the connection keeps them; anything else (a session from before) is none.
+    if isinstance(ends_at, int) and not isinstance(ends_at, bool) and 0 < ends_at < 2**37:
+        return datetime.fromtimestamp(ends_at, UTC)
+    return None
 
 
 def record(
@@ -122,7 +135,7 @@ def record(
     key_name: str | None = None,
     detail: str = "",
     identity: StaffIdentity | None = None,
-    about: dict[str, str] | None = None,
+    about: dict | None = None,
     batch_id: str = "",
     changes: dict[str, list[str]] | None = None,
 ) -> AuditEvent | None:
@@ -139,11 +152,14 @@ def record(
     if outcome not in AuditEvent.Outcome.values:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     who = _who(request, identity)
+    appservices_user = dict(about if about is not None else _appservices_user(request))
+    ends_at = appservices_user.pop("acting_until", None)
     event = AuditEvent(
         action=action,
         outcome=outcome,
         status=status if isinstance(status, int) and 0 <= status < 1000 else None,
-        **(about if about is not None else _appservices_user(request)),
+        **appservices_user,
+        acting_until=_time_box_end(ends_at),
         key_id=key_id if isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) else "",
         key_name=for_audit(key_name, 64, opaque_too=False),
         request_id=str(getattr(request, "request_id", ""))[:64],
@@ -160,6 +176,7 @@ def record(
         # turn that into a 500. The log line below still carries the event.
         logger.exception("could not store the audit event %s/%s", action, outcome)
         event = None
+    metrics.audit_written(action, outcome, stored=event is not None)
     logger.info(
         "audit action=%s outcome=%s status=%s staff=%r key_id=%s request_id=%s",
         action,
@@ -170,6 +187,21 @@ def record(
         getattr(request, "request_id", ""),
     )
     return event
+
+
+def record_for_session(
+    session_data: dict, action: str, outcome: str, *, detail: str = ""
+) -> AuditEvent | None:
+    """`record` for a stored session nobody is using (the scheduled cleanup): the staff member
+    is the session's user, the App Services user, app, customer and ticket its connection's;
+    no request, so no address or request id."""
+    request = HttpRequest()
+    request.session = session_data
+    user_id = session_data.get(SESSION_KEY_USER)
+    request.user = (
+        get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+    ) or AnonymousUser()
+    return record(request, action, outcome, detail=detail)
 
 
 def record_error(
@@ -189,6 +221,22 @@ def record_error(
         key_id=key_id,
         key_name=key_name,
         detail=type(error).__name__,
+    )
+
+
+def keys_made_for(app_id: str, appservices_user_id: str) -> bool:
+    """Whether keyadmin ever tried to create a key for this App Services user of this app.
+
+    Tried, not only made: a create whose answer was lost may have made a key all the same.
+    """
+    return (
+        AuditEvent.objects.filter(
+            action=AuditEvent.Action.CREATE,
+            app_id=app_id,
+            appservices_user_id=appservices_user_id,
+        )
+        .exclude(outcome=DENIED)
+        .exists()
     )
 
 
@@ -216,6 +264,8 @@ def record_sampled(
     )
     if recent.exists():
         _count(counter)
+        if action == AuditEvent.Action.SIGNIN:
+            metrics.staff_signin(outcome)
         logger.info(
             "audit action=%s outcome=%s from %s counted, not recorded: one row a minute (%s)",
             action,

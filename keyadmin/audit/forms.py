@@ -54,6 +54,13 @@ class AuditFilterForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", **QUIET}),
         help_text=_("The ticket reference, or part of it."),
     )
+    batch = forms.CharField(
+        label=_("Batch"),
+        required=False,
+        max_length=36,
+        widget=forms.TextInput(attrs={"autocomplete": "off", **QUIET}),
+        help_text=_("The exact batch id of a lock-down, its undo or a bulk action."),
+    )
     since = forms.DateField(
         label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -87,6 +94,8 @@ class AuditFilterForm(forms.Form):
             events = events.filter(ticket__icontains=data["ticket"].strip())
         if data["key"]:
             events = events.filter(Q(key_id=data["key"]) | Q(key_name__icontains=data["key"]))
+        if data["batch"]:
+            events = events.filter(batch_id=data["batch"].strip())
         zone = timezone.get_current_timezone()
         if data["since"]:
             events = events.filter(at__gte=datetime.combine(data["since"], time.min, zone))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Iterator
 
@@ -14,10 +15,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from keyadmin import audit
+from keyadmin.appservices.apps import all_apps
 from keyadmin.audit.forms import AuditFilterForm
 from keyadmin.models import AuditEvent
 from keyadmin.sso.access import role_required
-from keyadmin.sso.roles import AUDITOR
+from keyadmin.sso.roles import AUDITOR, roles_of_on_app
 
 PAGE_SIZE = 50
 CSV_COLUMNS = (
@@ -32,11 +34,14 @@ CSV_COLUMNS = (
     "appservices_user_id",
     "acting_for",
     "ticket",
+    "acting_until",
     "key_id",
     "key_name",
     "request_id",
     "client_address",
     "detail",
+    "batch_id",
+    "changes",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). A cell
 # starts at the beginning of a field, and also after every `;` or `,` or line break, because a
@@ -46,9 +51,18 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_AT_A_SPLIT = re.compile(r"(^|[;,\r\n])( *)(?=[=+\-@\t\r])")
 
 
+def _visible(request: HttpRequest) -> QuerySet:
+    """The rows this auditor may read: none of an app whose `auditor_groups` leave them out
+    (its customers, tickets and users are that app's auditors' business only)."""
+    withheld = [
+        app.app_id for app in all_apps() if AUDITOR not in roles_of_on_app(request.user, app)
+    ]
+    return AuditEvent.objects.exclude(app_id__in=withheld)
+
+
 def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet]:
     form = AuditFilterForm(request.GET or None)
-    return form, form.filter(AuditEvent.objects.all())
+    return form, form.filter(_visible(request))
 
 
 @require_GET
@@ -80,7 +94,11 @@ def _rows(events: QuerySet) -> Iterator[str]:
         row = []
         for column in CSV_COLUMNS:
             value = getattr(event, column)
-            row.append(csv_cell(value.isoformat() if column == "at" else value))
+            if column in ("at", "acting_until"):
+                value = value.isoformat() if value else ""
+            elif column == "changes":
+                value = json.dumps(value, ensure_ascii=False) if value else ""
+            row.append(csv_cell(value))
         yield writer.writerow(row)
 
 

@@ -26,6 +26,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class _ExitedEarly(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(f"exited with {code}")
+        self.code = code
+
+
 class Controls:
     """The test controls of a running local server: faults, latency, counters, users, keys."""
 
@@ -69,7 +75,9 @@ class Controls:
     def answers(self) -> bool:
         try:
             self._http.get(f"{self.url}/_emulator/stats", timeout=1)
-        except requests.ConnectionError:
+        except requests.RequestException:
+            # A server still starting on a loaded machine may take past the timeout to answer:
+            # not yet, rather than an error out of start() that leaves the process running.
             return False
         return True
 
@@ -88,13 +96,32 @@ class EmulatorProcess(Controls):
     ) -> None:
         self.db_path = db_path
         self.extra_args = extra_args
+        self._port_chosen_here = not port
         self.port = port or free_port()
         self.stdout = stdout
         self.env = env
         self.process: subprocess.Popen | None = None
         super().__init__(f"http://127.0.0.1:{self.port}", app_id)
 
+    # A port free_port found can be taken before the server binds it (another test run's
+    # server, or an outgoing connection's local port, on a busy machine): then the server exits
+    # at once, and a port chosen here is chosen again, this many times in all.
+    PORT_ATTEMPTS = 3
+
     def start(self, seconds: float = 20) -> EmulatorProcess:
+        for attempt in range(1, self.PORT_ATTEMPTS + 1):
+            try:
+                return self._start(seconds)
+            except _ExitedEarly as exited:
+                if not self._port_chosen_here or attempt == self.PORT_ATTEMPTS:
+                    raise RuntimeError(
+                        f"the local App Services server exited with {exited.code}"
+                    ) from None
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start(self, seconds: float) -> EmulatorProcess:
         self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
             [
                 sys.executable,
@@ -115,8 +142,7 @@ class EmulatorProcess(Controls):
         deadline = time.monotonic() + seconds
         while not self.answers():
             if self.process.poll() is not None:
-                code = self.process.returncode
-                raise RuntimeError(f"the local App Services server exited with {code}")
+                raise _ExitedEarly(self.process.returncode)
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the local App Services server did not answer in {seconds} s")

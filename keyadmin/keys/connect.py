@@ -8,6 +8,7 @@ custom-token login.
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from django.contrib import messages
@@ -25,12 +26,17 @@ from keyadmin.appservices.connection import (
     Acting,
     connect,
     connect_acting,
+    delete_new_user,
     disconnect,
     get_connection,
 )
-from keyadmin.keys.forms import SIGN_IN_FORMS, EmailPasswordForm
+from keyadmin.keys.forms import SIGN_IN_FORMS, ActForForm, EmailPasswordForm
 from keyadmin.keys.guards import (
     HtmxHttpRequest,
+    acting_about,
+    app_role_required,
+    appservices_required,
+    bound_form,
     check_binding,
     end_acting,
     replaced_acting,
@@ -75,6 +81,7 @@ def _render_signin(
     error=None,
     *,
     act_for_error: str | None = None,
+    act_for_form: ActForForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     chosen = _chosen_app(request) or apps.default_app()
@@ -84,7 +91,15 @@ def _render_signin(
     }
     act_for_apps = _act_for_apps(request)
     act_for_app = chosen if chosen in act_for_apps else (act_for_apps or [None])[0]
-    posted = request.POST if request.method == "POST" and "customer_id" in request.POST else {}
+    if act_for_app is not None and request.method == "GET":
+        # Where the app lives is looked up while staff fill in the form (once per process and
+        # app, no request after that), so that starting costs exactly one request, the login.
+        appservices.AppServices(act_for_app).learn_location()
+    if act_for_app is not None and (act_for_form is None or act_for_form.app != act_for_app):
+        # What was typed stays in the fields, without the form's errors when they are not why.
+        posted = request.POST if request.method == "POST" and "customer_id" in request.POST else {}
+        typed = {name: posted[name] for name in ActForForm.base_fields if posted.get(name)}
+        act_for_form = ActForForm(act_for_app, initial=typed)
     context = {
         "email_form": forms["local-userpass"],
         "api_key_form": forms["api-key"],
@@ -95,13 +110,8 @@ def _render_signin(
         "apps": apps.all_apps(),
         "chosen_app": chosen,
         "act_for_app": act_for_app,
-        "act_for_label": actfor.customer_label(act_for_app) if act_for_app else "",
+        "act_for_form": act_for_form,
         "act_for_error": act_for_error,
-        "act_for_posted": {
-            "customer_id": posted.get("customer_id", ""),
-            "ticket": posted.get("ticket", ""),
-            "minutes": posted.get("minutes", ""),
-        },
     }
     return render(request, "keyadmin/appservices-signin.html", context, status=status)
 
@@ -193,9 +203,17 @@ def appservices_signout(request: HtmxHttpRequest) -> HttpResponse:
 
 # --- acting for a customer ---
 
+# Failures that cannot have made an App Services user: they give their throttle count back.
+UNJUDGED = (appservices.UpstreamUnavailable, appservices.HostNotAllowed)
+
 
 def _act_for_refused(
-    request: HtmxHttpRequest, app: AppConfig | None, reason: str, message: str, status: int = 200
+    request: HtmxHttpRequest,
+    app: AppConfig | None,
+    reason: str,
+    message: str,
+    status: int = 200,
+    form: ActForForm | None = None,
 ) -> HttpResponse:
     """A local refusal: recorded with what was typed (cleaned), shown in place; nothing upstream."""
     about = {
@@ -204,7 +222,7 @@ def _act_for_refused(
         "ticket": for_audit(request.POST.get("ticket", ""), 255, opaque_too=False),
     }
     audit.record(request, "act-for-start", audit.DENIED, detail=reason, about=about)
-    return _render_signin(request, act_for_error=message, status=status)
+    return _render_signin(request, act_for_error=message, act_for_form=form, status=status)
 
 
 def _act_for_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) -> HttpResponse:
@@ -239,30 +257,47 @@ def act_for_start(request: HtmxHttpRequest) -> HttpResponse:
             status=403,
         )
     staff = staff_of(request.user)
+    form = ActForForm(app, request.POST)
     try:
-        customer_id = actfor.check_customer_id(app, request.POST.get("customer_id", ""))
-        ticket = actfor.check_ticket(app, request.POST.get("ticket", ""))
-        minutes = actfor.check_duration(app, request.POST.get("minutes"))
+        actfor.check_enabled(app)
+        if not form.is_valid():
+            raise form.refusal()
+        customer_id = form.cleaned_data["customer_id"]
+        ticket = form.cleaned_data["ticket"]
+        minutes = form.cleaned_data["minutes"]
         if staff is None:
             raise actfor.ActForRefused("no-staff", _("Sign in again, then retry."))
-        token = actfor.mint_act_for_token(app, customer_id, staff.subject, staff.issuer, ticket)
+        try:
+            token = actfor.mint_act_for_token(app, customer_id, staff.subject, staff.issuer, ticket)
+        except actfor.ActForRefused as refused:
+            form.refuse(refused)
+            raise
     except actfor.ActForRefused as refused:
-        return _act_for_refused(request, app, refused.reason, refused.message)
+        return _act_for_refused(request, app, refused.reason, refused.message, form=form)
     acting = Acting(
         customer_id=customer_id,
         ticket=ticket,
         ends_at=int(time.time()) + minutes * 60,
         staff_subject=staff.subject,
+        start_id=secrets.token_urlsafe(12),
     )
+    tried = {"app_id": app.app_id, "acting_for": customer_id, "ticket": ticket}
+    attempt = throttle.act_for_start(request, app.key, tried)
+    try:
+        throttle.begin(request, attempt)
+    except throttle.Throttled as refused:
+        answer = _act_for_refused(request, app, "throttled", throttle.act_for_message(refused))
+        return throttle.refusal(answer, refused)
     previous = get_connection(request)
     try:
         connection = connect_acting(request, app, token, acting)
     except appservices.AppServicesError as error:
+        if isinstance(error, UNJUDGED):
+            throttle.abandoned(attempt)
         # The row names the app and customer tried, not the connection (if any) still kept.
-        about = {"app_id": app.app_id, "acting_for": customer_id, "ticket": ticket}
         detail = type(error).__name__
         audit.record(
-            request, "act-for-start", audit.FAILED, status=error.status, detail=detail, about=about
+            request, "act-for-start", audit.FAILED, status=error.status, detail=detail, about=tried
         )
         raise
     replaced_acting(request, previous)
@@ -304,5 +339,61 @@ def act_for_end(request: HtmxHttpRequest) -> HttpResponse:
         request,
         _("You no longer act for %(customer)s: their session was signed out of App Services.")
         % {"customer": from_session.acting.customer_id},
+    )
+    return redirect("keyadmin:appservices-signin")
+
+
+def _delete_user_failed(
+    request: HtmxHttpRequest, error: appservices.AppServicesError
+) -> HttpResponse:
+    messages.error(request, error.message)
+    return redirect("keyadmin:keys")
+
+
+def _delete_user_refused(request: HtmxHttpRequest, reason: str, message: str) -> HttpResponse:
+    audit.record(request, "delete-user", audit.DENIED, detail=reason)
+    messages.warning(request, message)
+    return redirect("keyadmin:keys")
+
+
+@require_POST
+@never_cache
+@role_required(ACT_FOR)
+@appservices_required
+@app_role_required(ACT_FOR)
+@bound_form("delete-user")
+@upstream_errors(_delete_user_failed, "delete-user")
+def act_for_delete_user(request: HtmxHttpRequest) -> HttpResponse:
+    """Delete the empty user a mistyped customer id made, then stop acting: one request."""
+    connection = request.connection
+    if not connection.may_delete_user:
+        return _delete_user_refused(
+            request,
+            "not-a-new-user",
+            _(
+                "keyadmin deletes only the empty user that this very sign-in created, on an app "
+                "that allows it. Nothing was deleted; use End now instead."
+            ),
+        )
+    if audit.keys_made_for(connection.app_id, connection.user_id):
+        return _delete_user_refused(
+            request,
+            "keys-created",
+            _(
+                "A key was created for this user through keyadmin, so it is not an empty user. "
+                "Nothing was deleted; use End now instead."
+            ),
+        )
+    delete_new_user(request, connection)
+    about = acting_about(connection)
+    audit.record(request, "delete-user", audit.OK, detail="empty user deleted", about=about)
+    audit.record(request, "act-for-end", audit.OK, detail="empty user deleted", about=about)
+    messages.success(
+        request,
+        _(
+            "The empty App Services user made for %(customer)s in %(app)s was deleted, and you "
+            "no longer act for anyone. Check the customer id, then start again."
+        )
+        % {"customer": connection.acting.customer_id, "app": connection.app.name},
     )
     return redirect("keyadmin:appservices-signin")

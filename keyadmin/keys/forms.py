@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from keyadmin.appservices import (
@@ -13,7 +14,10 @@ from keyadmin.appservices import (
     InvalidKeyName,
     check_key_name,
 )
+from keyadmin.appsfile import AppConfig
 from keyadmin.forms import QUIET
+from keyadmin.keys.notes import NOTE_FIELDS, looks_like_secret
+from keyadmin.sso import actfor
 
 # Browsers compile `pattern` with the `v` flag, where a bare "-" in a class is a syntax error.
 KEY_NAME_HTML_PATTERN = KEY_NAME_PATTERN.replace("-]", r"\-]")
@@ -61,7 +65,63 @@ SIGN_IN_FORMS: dict[str, type[forms.Form]] = {
 }
 
 
-class CreateKeyForm(forms.Form):
+NOT_FOR_SECRETS = _(
+    "This looks like a secret (a long run of letters and digits). Notes are not for secrets: "
+    "keep it in your password manager and write here only what it is for."
+)
+
+
+def refuse_secrets(form: forms.Form, names: tuple[str, ...]) -> None:
+    """A field error on each of `names` that holds something shaped like a secret or token."""
+    for name in names:
+        value = form.cleaned_data.get(name)
+        if isinstance(value, str) and looks_like_secret(value):
+            form.add_error(name, forms.ValidationError(NOT_FOR_SECRETS, code="secret"))
+
+
+class NoteFields(forms.Form):
+    """What a key's note says; the note form and the create form share it."""
+
+    purpose = forms.CharField(
+        label=_("Purpose"),
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    ticket = forms.CharField(
+        label=_("Ticket"),
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "off", **QUIET}),
+    )
+    owner = forms.CharField(
+        label=_("Owner or contact"),
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    review_by = forms.DateField(
+        label=_("Review by"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+    text_fields = ("purpose", "ticket", "owner")
+
+    def clean(self):
+        cleaned = super().clean()
+        refuse_secrets(self, self.text_fields)
+        return cleaned
+
+    def note_values(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in NOTE_FIELDS}
+
+
+class NoteForm(NoteFields):
+    """A key's note, edited in place on its row."""
+
+
+class CreateKeyForm(NoteFields):
     name = forms.CharField(
         label=_("Key name"),
         max_length=MAX_KEY_NAME_LENGTH,
@@ -79,6 +139,25 @@ class CreateKeyForm(forms.Form):
         # The client's own check, so the form and App Services' rule cannot drift apart.
         try:
             return check_key_name(self.cleaned_data["name"])
+        except InvalidKeyName as error:
+            raise forms.ValidationError(error.message, code="invalid") from None
+
+    def has_note(self) -> bool:
+        return any(self.cleaned_data.get(name) for name in NOTE_FIELDS)
+
+
+class RotateKeyForm(forms.Form):
+    """The successor's name when a key is rotated: the same rule as a new key's name."""
+
+    new_name = forms.CharField(
+        label=_("Name of the new key"),
+        max_length=MAX_KEY_NAME_LENGTH,
+        error_messages={"required": _("Give the key a name.")},
+    )
+
+    def clean_new_name(self) -> str:
+        try:
+            return check_key_name(self.cleaned_data["new_name"])
         except InvalidKeyName as error:
             raise forms.ValidationError(error.message, code="invalid") from None
 
@@ -107,16 +186,116 @@ class KeyFilterForm(forms.Form):
         required=False,
         choices=[("", _("Any status")), ("enabled", _("Enabled")), ("disabled", _("Disabled"))],
     )
+    review = forms.ChoiceField(
+        label=_("Review"),
+        required=False,
+        choices=[
+            ("", _("Any review date")),
+            ("due", _("Review due or overdue")),
+            ("overdue", _("Review overdue")),
+        ],
+    )
 
     def hidden_ids(self, keys) -> set[str]:
         if not self.is_bound or not self.is_valid():
             return set()
         text = self.cleaned_data["q"].casefold()
         status = self.cleaned_data["status"]
+        review = self.cleaned_data["review"]
         return {
             key.id
             for key in keys
             if (text and text not in key.name.casefold())
             or (status == "enabled" and key.disabled)
             or (status == "disabled" and key.enabled)
+            or (review == "overdue" and getattr(key, "review", "") != "overdue")
+            or (review == "due" and not getattr(key, "review", ""))
         }
+
+
+def _pattern_hint(pattern: str | None) -> str:
+    # A hint, not an HTML `pattern`: an app's regular expression is Python's, which browsers
+    # (compiling with the `v` flag) may read differently or refuse; the server checks it.
+    if not pattern:
+        return ""
+    return format_html('{} <code translate="no">{}</code>', _("Pattern:"), pattern)
+
+
+class ActForForm(forms.Form):
+    """Acting for a customer of `app`, labelled and hinted as the app says.
+
+    Cleaning is keyadmin.sso.actfor's checks and nothing else (no `required` or `max_length`
+    of Django's own), so the form, the audit trail's reason codes and the token cannot disagree;
+    the HTML attributes only help the browser say so sooner.
+    """
+
+    customer_id = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.TextInput(
+            attrs={
+                "required": True,
+                "maxlength": actfor.MAX_VALUE_LENGTH,
+                "autocomplete": "off",
+                **QUIET,
+            }
+        ),
+    )
+    ticket = forms.CharField(
+        label=_("Reason or ticket reference"),
+        required=False,
+        strip=False,
+        widget=forms.TextInput(
+            attrs={
+                "required": True,
+                "maxlength": actfor.MAX_VALUE_LENGTH,
+                "autocomplete": "off",
+                **QUIET,
+            }
+        ),
+    )
+    minutes = forms.CharField(
+        label=_("For how many minutes"),
+        required=False,
+        widget=forms.NumberInput(attrs={"required": True, "min": 1}),
+    )
+
+    def __init__(self, app: AppConfig, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+        fields = self.fields
+        fields["customer_id"].label = actfor.customer_label(app)
+        fields["customer_id"].help_text = _pattern_hint(app.customer_pattern)
+        fields["ticket"].help_text = _pattern_hint(app.ticket_pattern)
+        fields["minutes"].widget.attrs["max"] = app.max_act_for_minutes
+        fields["minutes"].initial = app.default_act_for_minutes
+        fields["minutes"].help_text = _("At most %(max)s minutes.") % {
+            "max": app.max_act_for_minutes
+        }
+
+    def _checked(self, check, name: str):
+        try:
+            return check(self.app, self.cleaned_data.get(name))
+        except actfor.ActForRefused as refused:
+            raise forms.ValidationError(refused.message, code=refused.reason) from None
+
+    def clean_customer_id(self) -> str:
+        return self._checked(actfor.check_customer_id, "customer_id")
+
+    def clean_ticket(self) -> str:
+        return self._checked(actfor.check_ticket, "ticket")
+
+    def clean_minutes(self) -> int:
+        return self._checked(actfor.check_duration, "minutes")
+
+    def refusal(self) -> actfor.ActForRefused:
+        """The first refusal, in the fields' order, for the audit row and the summary."""
+        for name in self.fields:
+            for error in self.errors.as_data().get(name, []):
+                return actfor.ActForRefused(error.code, error.messages[0])
+        raise ValueError("the form has no error")
+
+    def refuse(self, refused: actfor.ActForRefused) -> None:
+        """Show a refusal made after cleaning at its field (a token too long: the ticket's)."""
+        field = "ticket" if refused.reason == actfor.TOKEN_TOO_LONG else None
+        self.add_error(field, forms.ValidationError(refused.message, code=refused.reason))

@@ -37,13 +37,16 @@ from keyadmin import appservices, audit
 from keyadmin.appservices.connection import (
     SESSION_KEY,
     Connection,
+    acting_about,
+    app_of_session,
     disconnect,
+    end_orphaned_acting,
     forget,
     get_connection,
 )
 from keyadmin.keys.forms import posted_key_name
 from keyadmin.sso import bridge
-from keyadmin.sso.roles import roles_of_on_app
+from keyadmin.sso.roles import ACT_FOR, roles_of_on_app
 from keyadmin.sso.session import is_deferred
 
 logger = logging.getLogger("keyadmin.views")
@@ -129,7 +132,14 @@ def signin_redirect(request: HttpRequest) -> HttpResponse:
 
 def session_ended(request: HttpRequest) -> HttpResponse:
     """After a 401 on a key call: the refresh token is dead, so sign in to App Services again."""
+    ended = getattr(request, "connection", None) or get_connection(request)
     forget(request)
+    if ended is not None and ended.acting is not None:
+        # Every way acting ends has its row: a start without an end reads as still open.
+        about = acting_about(ended)
+        audit.record(
+            request, "act-for-end", audit.OK, detail="App Services session ended", about=about
+        )
     messages.warning(
         request, _("The App Services session has ended. Sign in to App Services again.")
     )
@@ -172,17 +182,6 @@ def end_acting(request: HttpRequest, why: str) -> Connection | None:
     return connection
 
 
-def acting_about(connection: Connection) -> dict[str, str]:
-    """The audit fields of an act-for connection no longer (or not yet) in the session."""
-    acting = connection.acting
-    return {
-        "appservices_user_id": connection.user_id,
-        "app_id": connection.app_id,
-        "acting_for": acting.customer_id if acting else "",
-        "ticket": acting.ticket if acting else "",
-    }
-
-
 def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
     """After a new sign-in replaced an act-for connection (revoked by `connect`): its end row."""
     if previous is not None and previous.acting is not None:
@@ -191,10 +190,26 @@ def replaced_acting(request: HttpRequest, previous: Connection | None) -> None:
 
 
 def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
-    """Middleware: the first request after an act-for time box ends it (revoked upstream,
-    forgotten, audited once) and says why, before any view or page shows the customer."""
+    """Middleware: the first request after an act-for time box ends it, or after the staff
+    member lost the act_for role on its app (groups changed, the app's narrowed) or the app
+    stopped allowing it (act_for_enabled off) or left the apps file, ends acting
+    (revoked upstream, forgotten, audited once) and says why, before any view or page shows
+    the customer."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
+        orphaned = end_orphaned_acting(request) if hasattr(request, "session") else None
+        if orphaned is not None:
+            why = "app no longer configured"
+            audit.record(request, "act-for-end", audit.OK, detail=why, about=orphaned)
+            messages.warning(
+                request,
+                _(
+                    "The app %(app)s is no longer one keyadmin serves: acting for %(customer)s "
+                    "has ended. Their session was signed out of App Services."
+                )
+                % {"app": orphaned["app_id"], "customer": orphaned["acting_for"]},
+            )
+            return signin_redirect(request)
         if acting_expired(request):
             ended = end_acting(request, "time box ended")
             if ended is not None:
@@ -211,9 +226,52 @@ def acting_time_box(get_response: Callable[[HttpRequest], HttpResponse]):
                     },
                 )
                 return signin_redirect(request)
+        elif withdrawn := act_for_withdrawn(request):
+            ended = end_acting(request, withdrawn)
+            if ended is not None:
+                messages.warning(
+                    request,
+                    _(
+                        "You may no longer act for customers in %(app)s: acting for "
+                        "%(customer)s has ended. Their session was signed out of App Services."
+                    )
+                    % {"customer": ended.acting.customer_id, "app": ended.app.name},
+                )
+                return signin_redirect(request)
+        shorten_to_app_maximum(request)
         return get_response(request)
 
     return middleware
+
+
+def shorten_to_app_maximum(request: HttpRequest) -> None:
+    """A time box longer than its app now allows (max_act_for_minutes lowered since the start)
+    ends that many minutes from now instead: the apps file's word now, not at the start."""
+    stored = request.session.get(SESSION_KEY)
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    app = app_of_session(request) if isinstance(acting, dict) else None
+    if app is None:
+        return
+    latest = int(time.time()) + app.max_act_for_minutes * 60
+    if acting["ends_at"] > latest:
+        acting["ends_at"] = latest
+        request.session.modified = True
+
+
+def act_for_withdrawn(request: HttpRequest) -> str:
+    """Why the session may no longer act for its customer ("" while it may): the staff member
+    no longer holds act_for on the app, or the app no longer allows acting. Roles and the apps
+    file are what they say now, not what they said at the start."""
+    session = getattr(request, "session", None)
+    stored = session.get(SESSION_KEY) if session is not None else None
+    if not isinstance(stored, dict) or not isinstance(stored.get("acting"), dict):
+        return ""
+    app = app_of_session(request)
+    if app is not None and not app.act_for_enabled:
+        return "act-for turned off on the app"
+    if app is None or ACT_FOR not in roles_of_on_app(request.user, app):
+        return "act-for role withdrawn"
+    return ""
 
 
 def acting_expired(request: HttpRequest) -> bool:
@@ -263,10 +321,18 @@ def binding_claims(connection: Connection) -> dict[str, str]:
 
     `acting` is the customer a staff member acts for ("" for any other connection): a form from
     a normal connection is refused while acting and the other way round, even for one user id
-    (a staff member's own bridge user and a customer are never confused).
+    (a staff member's own bridge user and a customer are never confused). While acting,
+    `acting_start` names the start too: a page from an earlier session for the same customer
+    would otherwise act under this session's ticket.
     """
-    acting = connection.acting.customer_id if connection.acting else ""
-    return {"app": connection.app_id, "user": connection.user_id, "acting": acting}
+    if connection.acting is None:
+        return {"app": connection.app_id, "user": connection.user_id, "acting": ""}
+    return {
+        "app": connection.app_id,
+        "user": connection.user_id,
+        "acting": connection.acting.customer_id,
+        "acting_start": connection.acting.start_id,
+    }
 
 
 def form_binding(connection: Connection) -> str:

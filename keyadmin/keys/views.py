@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, replace
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -27,7 +28,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from keyadmin import appservices, audit
 from keyadmin.appservices import MAX_KEYS_PER_USER, ApiKey
-from keyadmin.keys import resubmit
+from keyadmin.keys import batch, notes, resubmit
 from keyadmin.keys.forms import CreateKeyForm, KeyFilterForm, posted_key_name
 from keyadmin.keys.guards import (
     NAME_ERRORS,
@@ -82,6 +83,27 @@ def _label(key: ApiKey) -> str:
     return key.name or key.id
 
 
+def _noted(request: HtmxHttpRequest, key: ApiKey) -> notes.NotedKey:
+    """One row's key with its note and provenance (two queries, none upstream)."""
+    return notes.annotate(request.connection, [key])[0]
+
+
+def with_rotate_nonce(request: HtmxHttpRequest, key: notes.NotedKey) -> notes.NotedKey:
+    """`key` with a fresh nonce for its rotate form: a rotate sent twice is told from a name
+    someone else took, as a create is."""
+    return replace(key, rotate_nonce=resubmit.issue(request))
+
+
+def _create_form(request: HtmxHttpRequest) -> CreateKeyForm:
+    """An empty create form, its review date one review period away (the app's), and while
+    acting for a customer, the act-for ticket."""
+    connection = request.connection
+    initial = {"review_by": notes.default_review_by(connection.app)}
+    if connection.acting is not None:
+        initial["ticket"] = connection.acting.ticket
+    return CreateKeyForm(initial=initial)
+
+
 def _owner(request: HtmxHttpRequest) -> dict[str, str]:
     """Whose keys an answer is about: every notice and the secret panel name them."""
     app = request.connection.app
@@ -112,18 +134,24 @@ def _render_keys(
 ) -> HttpResponse:
     # Every key is rendered, filtered-out ones `hidden`: our JS filters and recounts in place and
     # checks new names against all of them; without JS the server filter alone decides.
-    keys = keys or []
+    listed = keys is not None
+    keys = notes.annotate(request.connection, keys or [])
     filter_form = KeyFilterForm(request.GET or None)
     hidden_ids = filter_form.hidden_ids(keys)
+    reviews = [key.review for key in keys]
     context = {
         "keys": keys,
         "hidden_ids": hidden_ids,
         "no_match": bool(keys) and len(hidden_ids) == len(keys),
         "filter_form": filter_form,
-        "create_form": CreateKeyForm(),
+        "reviews_overdue": reviews.count("overdue"),
+        "reviews_due": reviews.count("due"),
+        "missing_notes": notes.missing_notes(request.connection, keys) if listed else [],
+        "create_form": _create_form(request),
         "list_error": error,
         "stale": stale,
         "max_keys": MAX_KEYS_PER_USER,
+        "latest_lockdown": batch.latest_lockdown(request.connection),
     }
     # The htmx fragment is the table alone: no create form to issue a nonce for.
     with_create_form = (
@@ -132,6 +160,8 @@ def _render_keys(
         and OPERATOR in roles_of(request.user)
     )
     context = _bound(request, context, create_form=with_create_form)
+    if OPERATOR in roles_of(request.user):
+        context["keys"] = [with_rotate_nonce(request, key) for key in keys]
     template = f"{KEYS}#key-table" if request.htmx else KEYS
     return render(request, template, context, status=status)
 
@@ -198,33 +228,43 @@ def _clock() -> float:
     return time.time()
 
 
-def _lost_create(
+@dataclass(frozen=True)
+class LostCreate:
+    """What one list request said about a create whose answer was lost."""
+
+    listed: bool  # False: the list failed too, so the key may exist
+    found: ApiKey | None = None  # a key of the asked name made by this request: secret lost
+    taken_before: bool = False  # the name belonged to an older key: this request made nothing
+
+
+def look_for_lost_key(
     request: HtmxHttpRequest,
     session: appservices.UserSession,
-    form: CreateKeyForm,
+    name: str,
     error: appservices.CreateOutcomeUnknown,
     asked_at: float,
-) -> HttpResponse:
+    action: str = "create",
+    view: str = "create_key",
+) -> LostCreate:
     """The create went out but no usable answer came back: find out with ONE list request.
 
     keyadmin knows the name it asked for. If a key of that name exists, App Services made it and
-    its secret is lost for good: say so and offer to delete it. If none exists, the form can be
-    sent again. If the list fails as well, keep saying the key may exist. Never a second create.
+    its secret is lost for good. Never a second create. Audited as a failed `action`.
     """
-    name = form.cleaned_data["name"]
     try:
         found = next((key for key in session.list_api_keys() if key.name == name), None)
     except appservices.AppServicesError as list_error:
         logger.warning(
-            "create_key: %s (status %s, %s); the list to look for the key failed: %s (status %s)",
+            "%s: %s (status %s, %s); the list to look for the key failed: %s (status %s)",
+            view,
             type(error).__name__,
             error.status,
             error.path,
             type(list_error).__name__,
             list_error.status,
         )
-        audit.record_error(request, "create", error)
-        return _render_create_form(request, form, error)
+        audit.record_error(request, action, error)
+        return LostCreate(listed=False)
     # A key older than this request had the name already: this request made nothing.
     taken_before = found is not None and found.created.timestamp() < asked_at - ORPHAN_CLOCK_SLACK
     if taken_before:
@@ -234,7 +274,8 @@ def _lost_create(
     else:
         outcome = "no key with that name"
     logger.warning(
-        "create_key: %s (status %s, %s); one list request: %s",
+        "%s: %s (status %s, %s); one list request: %s",
+        view,
         type(error).__name__,
         error.status,
         error.path,
@@ -242,14 +283,31 @@ def _lost_create(
     )
     audit.record(
         request,
-        "create",
+        action,
         audit.FAILED,
         status=error.status,
         key_id=found.id if found else None,
         key_name=found.name if found else None,  # as the list said it
         detail=f"{type(error).__name__}: {outcome}",
     )
-    if taken_before:
+    return LostCreate(listed=True, found=None if taken_before else found, taken_before=taken_before)
+
+
+def _lost_create(
+    request: HtmxHttpRequest,
+    session: appservices.UserSession,
+    form: CreateKeyForm,
+    error: appservices.CreateOutcomeUnknown,
+    asked_at: float,
+) -> HttpResponse:
+    """A lost create answer: the key exists (offer to delete it), does not (the form can be sent
+    again), or the list failed as well (keep saying the key may exist)."""
+    name = form.cleaned_data["name"]
+    lost = look_for_lost_key(request, session, name, error, asked_at)
+    if not lost.listed:
+        return _render_create_form(request, form, error)
+    found = lost.found
+    if lost.taken_before:
         form.add_error("name", appservices.KeyNameTaken().message)
         return _render_create_form(request, form)
     if found is not None:
@@ -268,7 +326,7 @@ def _lost_create(
     return _render_create_form(request, form, error, notice=notice % {"name": name})
 
 
-def _just_made_twin(request: HtmxHttpRequest, name: str) -> ApiKey | None:
+def just_made_twin(request: HtmxHttpRequest, name: str) -> ApiKey | None:
     """The key this very form made when it was sent before, if there is one (one list request).
 
     Only for a form this session sent earlier with the same name (`resubmit`), and only a key
@@ -302,7 +360,7 @@ def _create_failed(request: HtmxHttpRequest, error: appservices.AppServicesError
     # about a key of this form's.
     resubmit.settle(request, made_nothing=True)
     if isinstance(error, appservices.KeyNameTaken) and "name" in form.cleaned_data:
-        twin = _just_made_twin(request, form.cleaned_data["name"])
+        twin = just_made_twin(request, form.cleaned_data["name"])
         if twin is not None:
             return _render_create_form(request, form, lost_key=twin, twin=True)
     if isinstance(error, NAME_ERRORS):
@@ -335,7 +393,15 @@ def create_key(request: HtmxHttpRequest) -> HttpResponse:
         return _lost_create(request, session, form, error, asked_at)
     resubmit.settle(request, key_id=new_key.id)
     audit.record(request, "create", audit.OK, key_id=new_key.id, key_name=new_key.name)
-    context = {"key": new_key, "create_form": CreateKeyForm(), "max_keys": MAX_KEYS_PER_USER}
+    if form.has_note():
+        change = notes.save_note(request.connection, new_key.id, form.note_values())
+        audit.record(request, "note", audit.OK, key_id=new_key.id, changes=change.changes)
+    context = {
+        "key": new_key,
+        "row_key": _noted(request, new_key),
+        "create_form": _create_form(request),
+        "max_keys": MAX_KEYS_PER_USER,
+    }
     context = _bound(request, context, create_form=True)
     if request.htmx:
         return render(request, f"{KEYS}#created", context)
@@ -364,7 +430,7 @@ def _row_failed(
             {"notice": notice % {"key": _label(key), **_owner(request)}, "notice_level": "warning"},
         )
     action = "delete" if request.resolver_match.url_name == "key-delete" else "toggle"
-    context = _bound(request, {"key": key, "row_error": error, "retry": action})
+    context = _bound(request, {"key": _noted(request, key), "row_error": error, "retry": action})
     return render(request, f"{KEYS}#key-row", context)
 
 
@@ -376,7 +442,7 @@ def _set_disabled(request: HtmxHttpRequest, key_id: str, *, disabled: bool) -> H
     else:
         session.enable_api_key(key_id)
         notice = _("Key “%(key)s” of %(who)s (app %(app)s) enabled: it can sign in again.")
-    key = _posted_key(request, key_id, disabled=disabled)
+    key = _noted(request, _posted_key(request, key_id, disabled=disabled))
     action = "disable" if disabled else "enable"
     audit.record(request, action, audit.OK, key_id=key_id)
     notice %= {"key": _label(key), **_owner(request)}
@@ -421,6 +487,7 @@ def delete_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
         return render(request, "keyadmin/delete-confirm.html", _bound(request, {"key": key}))
     session.delete_api_key(key_id)
     audit.record(request, "delete", audit.OK, key_id=key_id)
+    notes.forget(request.connection, key_id)
     notice = _("Key “%(key)s” of %(who)s (app %(app)s) deleted.") % {
         "key": _label(key),
         **_owner(request),
@@ -450,6 +517,6 @@ def _detail_failed(
 @app_role_required(VIEWER)
 @upstream_errors(_detail_failed)
 def key_detail(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
-    key = _manageable(request).get_api_key(key_id)
+    key = _noted(request, _manageable(request).get_api_key(key_id))
     context = {"key_id": key_id, "key": key, "owner": _owner(request)}
     return render(request, "keyadmin/key-detail.html", context)

@@ -26,7 +26,8 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from keyadmin.appservices.apps import AppConfig, all_apps
+from keyadmin.appservices.apps import AppConfig, all_apps, default_app
+from keyadmin.models import Staff
 from keyadmin.sso.bridge_key import load_private_key, public_jwk
 
 ISSUER = "keyadmin"
@@ -48,6 +49,7 @@ TICKET_TOO_LONG = "ticket-too-long"
 TICKET_PATTERN = "ticket-pattern"
 DURATION_INVALID = "duration-invalid"
 TOKEN_TOO_LONG = "token-too-long"  # noqa: S105 - a reason code, not a credential
+CUSTOMER_IS_STAFF = "customer-is-staff"
 REASONS = (
     DISABLED,
     CUSTOMER_MISSING,
@@ -60,6 +62,7 @@ REASONS = (
     TICKET_PATTERN,
     DURATION_INVALID,
     TOKEN_TOO_LONG,
+    CUSTOMER_IS_STAFF,
 )
 
 
@@ -111,7 +114,27 @@ def check_customer_id(app: AppConfig, value: str) -> str:
             _("That customer id does not match the pattern this app expects (%(pattern)s).")
             % {"pattern": app.customer_pattern},
         )
+    if shares_bridge_provider(app) and Staff.objects.filter(subject=value).exists():
+        raise ActForRefused(
+            CUSTOMER_IS_STAFF,
+            _(
+                "That id is a staff member's own App Services user on this app (the bridge "
+                "signs staff in with it): keyadmin does not act for staff."
+            ),
+        )
     return value
+
+
+def shares_bridge_provider(app: AppConfig) -> bool:
+    """Whether `app`'s Custom JWT provider is the one the bridge signs staff in to.
+
+    There a token naming a staff member's SSO subject is their own user (the provider does not
+    read `act`), so "acting for" that id would hand over a colleague's own keys.
+    """
+    if not settings.KEYADMIN_APPSERVICES_BRIDGE:
+        return False
+    bridge_audience = settings.KEYADMIN_BRIDGE_AUDIENCE or settings.APPSERVICES_APP_ID
+    return app.key == default_app().key or app.jwt_audience == bridge_audience
 
 
 def check_ticket(app: AppConfig, value: str) -> str:
@@ -161,7 +184,9 @@ def check_duration(app: AppConfig, minutes: int | str | None) -> int:
 
 def _fullmatch(pattern: str, value: str) -> bool:
     # The whole value must match, anchored or not: "cus_1; other" must not pass "cus_[0-9]+".
-    return re.fullmatch(pattern, value) is not None
+    # ASCII classes: with Unicode ones, `\d` passes Arabic-Indic or fullwidth digits, tickets
+    # that look like SUP-12 on screen but that no search of the audit trail for SUP-12 finds.
+    return re.fullmatch(pattern, value, re.ASCII) is not None
 
 
 def uses_bridge_key() -> bool:

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 # Open without an identity: App Services fetches the bridge's JWKS with no SSO in front of it,
 # the provider sends signed-out browsers back to this page, and health checks carry no identity.
-EXEMPT_URL_NAMES = ("sso:jwks", "sso:signed-out", "healthz", "readyz")
+EXEMPT_URL_NAMES = ("sso:jwks", "sso:signed-out", "healthz", "readyz", "metrics")
 
 
 _exempt_by_urlconf: dict[tuple[str | None, str], frozenset[str]] = {}

@@ -71,10 +71,16 @@ def after_sign_in(request: HttpRequest, user) -> None:
         bridge.sign_in(request, staff.subject, name=staff.display_name, email=staff.email)
 
 
-def _drop_appservices(request: HttpRequest) -> None:
+def _drop_appservices(request: HttpRequest, why: str) -> None:
     if connection.SESSION_KEY in request.session:
+        current = connection.get_connection(request)
+        if current is None or current.acting is None:
+            audit.record(request, "appservices-signout", audit.OK)  # while the user is known
         connection.disconnect(request)  # revokes the refresh token upstream, best effort
-        audit.record(request, "appservices-signout", audit.OK)
+        if current is not None and current.acting is not None:
+            # Every way acting ends has its row: a start without an end reads as still open.
+            about = connection.acting_about(current)
+            audit.record(request, "act-for-end", audit.OK, detail=why, about=about)
 
 
 def sign_out(request: HttpRequest) -> None:
@@ -85,7 +91,7 @@ def sign_out(request: HttpRequest) -> None:
     """
     request.keyadmin_signout_url = signout_url(request)
     if request.user.is_authenticated:
-        _drop_appservices(request)
+        _drop_appservices(request, "staff signed out")
         audit.record(request, "signout", audit.OK)
     logout(request)  # flushes the session, App Services tokens included
 
@@ -93,7 +99,7 @@ def sign_out(request: HttpRequest) -> None:
 def end_session(request: HttpRequest, reason: str) -> None:
     """End a session the SSO no longer vouches for (subject changed or gone, group removed)."""
     if request.user.is_authenticated:
-        _drop_appservices(request)
+        _drop_appservices(request, f"staff session ended: {reason}"[:200])
         audit.record(request, "signout", audit.OK, detail=reason)
         logout(request)
 
@@ -102,6 +108,12 @@ def is_deferred(request: HttpRequest) -> bool:
     """True when this request's staff member was identified without a session (assertion mode,
     no session cookie): the identity middleware opens one only if the view stores something."""
     return getattr(request, "staff_session_deferred", False)
+
+
+def _acting_of(session_data) -> dict | None:
+    stored = session_data.get(connection.SESSION_KEY)
+    acting = stored.get("acting") if isinstance(stored, dict) else None
+    return acting if isinstance(acting, dict) else None
 
 
 def _idle_for(session_data, now: int) -> int | None:
@@ -144,8 +156,9 @@ def end_expired_sessions(budget_seconds: float) -> Cleanup:
     """Revoke the App Services tokens of sessions nobody can use any more, then drop them.
 
     Expired sessions (past KEYADMIN_SESSION_SECONDS) are deleted. Idle ones (past
-    KEYADMIN_SESSION_IDLE_SECONDS) keep their row without the token, so their owner's next
-    request still says why they were signed out. A revocation App Services does not confirm is
+    KEYADMIN_SESSION_IDLE_SECONDS), and ones acting for a customer past the time box, keep their
+    row without the token, so their owner's next request still says why they were signed out;
+    acting that ends here gets its act-for-end row. A revocation App Services does not confirm is
     logged and the token dropped anyway; once `budget_seconds` have passed, the rest waits.
     """
     done = Cleanup()
@@ -160,10 +173,20 @@ def end_expired_sessions(budget_seconds: float) -> Cleanup:
         expired = row.expire_date <= timezone.now()
         idle = _idle_for(data, now)
         idle_out = idle is not None and idle > settings.KEYADMIN_SESSION_IDLE_SECONDS
-        if not expired and not (idle_out and connection.SESSION_KEY in data):
+        acting = _acting_of(data)
+        # A tab closed while acting sends no next request to end the time box: this does.
+        boxed_out = acting is not None and not (
+            isinstance(acting.get("ends_at"), int) and acting["ends_at"] > now
+        )
+        if not expired and not ((idle_out or boxed_out) and connection.SESSION_KEY in data):
             continue
         if connection.revoke_stored(data):
             done.revoked += 1
+        if acting is not None:
+            why = "time box ended" if boxed_out else "staff session expired" if expired else "idle"
+            # Every way acting ends has its row, this one too: a start without an end reads as
+            # still open.
+            audit.record_for_session(data, "act-for-end", audit.OK, detail=f"{why} (cleanup)")
         if expired:
             row.delete()
             done.deleted += 1

@@ -1,14 +1,16 @@
-"""`{% samerow vary... %}...{% endsamerow %}`: a key row rendered once, then reused.
+"""`{% samerow vary... %}...{% endsamerow %}`: the parts of a key row that only the key decides,
+rendered once per worker, then reused.
 
 A list renders up to 20 rows, and rendering one through the template engine costs about 0.7 ms
 of CPU (translations, URLs, two forms), while the same key in the same state renders the same
 HTML every time, but for the two values that belong to this answer alone: the CSRF token and
 the form binding (keyadmin/keys/guards.py). The block is rendered with markers in their place,
-kept per worker, and each answer gets the markers replaced by its own token and binding; a row
+kept per worker, and each answer gets the markers replaced by its own token and binding; a block
 never carries another answer's. Kept only when every `vary` value is plain (None, bool, int,
-str): a row showing an error renders afresh. The language, time zone, URL configuration and
-script prefix are part of the key too. Key names are page content, not secrets; the secret of a
-new key is never inside a row.
+str), else rendered afresh. The language, time zone, URL configuration and script prefix are
+part of the key too. What depends on more (the note cell, the rotate form with its nonce, an
+error) stays outside the blocks. Key names are page content, not secrets; the secret of a new
+key is never inside a row.
 """
 
 from __future__ import annotations

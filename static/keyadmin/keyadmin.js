@@ -58,15 +58,33 @@
     if (!form || !noMatch) { return; }
     var query = form.elements.q.value.trim().toLowerCase();
     var status = form.elements.status.value;
+    var review = form.elements.review ? form.elements.review.value : '';
     var all = rows();
     var shown = 0;
     all.forEach(function (row) {
+      var due = row.getAttribute('data-review') || '';
       var hide = (query && (row.getAttribute('data-name') || '').toLowerCase().indexOf(query) < 0) ||
-        (status && row.getAttribute('data-status') !== status);
+        (status && row.getAttribute('data-status') !== status) ||
+        (review === 'overdue' && due !== 'overdue') || (review === 'due' && !due);
       row.hidden = !!hide;
       if (!hide) { shown += 1; }
     });
     noMatch.hidden = !(all.length && !shown);
+  }
+
+  /* The header's review count, from the rows: a note saved or "Reviewed" changes one row only. */
+  function countReviews() {
+    var box = $('#review-count');
+    if (!box) { return; }
+    var total = 0;
+    $$('[data-review-count]', box).forEach(function (out) {
+      var kind = out.getAttribute('data-review-count');
+      var n = rows().filter(function (row) { return row.getAttribute('data-review') === kind; }).length;
+      out.textContent = String(n);
+      out.parentNode.hidden = n === 0;
+      total += n;
+    });
+    box.hidden = total === 0;
   }
 
   function refresh() {
@@ -83,6 +101,7 @@
     ['#keys-wrap', '#key-filter'].forEach(function (sel) { var el = $(sel); if (el) { el.hidden = n === 0; } });
     var empty = $('#keys-empty');
     if (empty) { empty.hidden = n > 0; }
+    countReviews();
     applyFilter();
   }
 
@@ -127,11 +146,34 @@
       checkName(form, false);
     } else if (form && form.id === 'key-filter') {
       applyFilter();
+    } else if (event.target.name === 'new_name') {
+      event.target.setAttribute('data-edited', '');
     }
   });
   document.addEventListener('change', function (event) {
     if (event.target.form && event.target.form.id === 'key-filter') { applyFilter(); }
   });
+
+  /* Rotate: the proposed successor name was free when the row was rendered; a key added since
+     (a create, another rotation) may have taken it, so move it on as the server would. */
+  function nextName(name) {
+    var found = /^(.*\D)-(\d{1,6})$/.exec(name);
+    var stem = found ? found[1] : name;
+    var number = found ? parseInt(found[2], 10) : 1;
+    var suffix = '-' + (number + 1);
+    return stem.slice(0, 64 - suffix.length) + suffix;
+  }
+
+  document.addEventListener('toggle', function (event) {
+    var details = event.target;
+    if (!details.matches || !details.matches('details.rotate') || !details.open) { return; }
+    var input = $('input[name="new_name"]', details);
+    if (!input || input.hasAttribute('data-edited') || !input.value) { return; }
+    var taken = rows().map(function (row) { return row.getAttribute('data-name'); });
+    var value = input.value;
+    while (taken.indexOf(value) >= 0) { value = nextName(value); }
+    input.value = value;
+  }, true);
 
   /* htmx asks before every request: stop a create whose name we already know is refused. */
   document.addEventListener('htmx:confirm', function (event) {
@@ -288,6 +330,7 @@
       event.preventDefault();
       filter.elements.q.value = '';
       filter.elements.status.value = '';
+      if (filter.elements.review) { filter.elements.review.value = ''; }
       applyFilter();
       filter.elements.q.focus();
     }
@@ -380,6 +423,97 @@
     if (panel) { showSnippets(panel, details.open); }
   }, true);
 
+  /* --- Bulk actions and the lock-down: the selection, its count, progress, changed rows --- */
+
+  function selectBoxes() { return $$('#key-rows > tr.key-row input[data-select-key]'); }
+
+  function showSelection() {
+    var boxes = selectBoxes();
+    var shown = boxes.filter(function (box) { return !box.closest('tr').hidden; });
+    var picked = boxes.filter(function (box) { return box.checked; }).length;
+    var all = $('[data-select-all]');
+    if (all) {
+      var shownPicked = shown.filter(function (box) { return box.checked; }).length;
+      all.checked = shown.length > 0 && shownPicked === shown.length;
+      all.indeterminate = shownPicked > 0 && shownPicked < shown.length;
+    }
+    var counter = $('[data-bulk-count]');
+    if (counter) {
+      var message = picked === 0 ? text(counter, 'none') :
+        picked === 1 ? text(counter, 'one') : text(counter, 'many').replace('{count}', String(picked));
+      if (counter.textContent !== message) { counter.textContent = message; }
+    }
+    var toolbar = $('#bulk-form');
+    if (toolbar && $('#key-rows')) { toolbar.hidden = rows().length === 0; }
+  }
+
+  /* A row the filter hides leaves the selection: an action never touches a key not shown. */
+  function dropHidden() {
+    selectBoxes().forEach(function (box) { if (box.closest('tr').hidden) { box.checked = false; } });
+    showSelection();
+  }
+
+  document.addEventListener('change', function (event) {
+    var box = event.target;
+    if (box.hasAttribute && box.hasAttribute('data-select-all')) {
+      // "Select all shown": the rows the filter shows, never the hidden ones.
+      selectBoxes().forEach(function (each) { each.checked = box.checked && !each.closest('tr').hidden; });
+      showSelection();
+    } else if (box.hasAttribute && box.hasAttribute('data-select-key')) {
+      showSelection();
+    } else if (box.form && box.form.id === 'key-filter') {
+      dropHidden();
+    }
+  });
+  document.addEventListener('input', function (event) {
+    if (event.target.form && event.target.form.id === 'key-filter') { dropHidden(); }
+  });
+
+  /* While a batch works (one request per key, up to its deadline), say so in its live region. */
+  document.addEventListener('htmx:beforeRequest', function (event) {
+    var form = event.detail.elt;
+    if (!form.hasAttribute || !form.hasAttribute('data-batch-form')) { return; }
+    var live = $('[data-batch-progress]', form.parentNode);
+    if (live) { live.textContent = text(form, 'working'); }
+  });
+
+  /* The rows a bulk action changed take the place of the shown ones; rows of keys now gone leave. */
+  document.addEventListener('htmx:afterSwap', function () {
+    var panel = $('#bulk-panel[data-batch-done]');
+    if (!panel) { return; }
+    panel.removeAttribute('data-batch-done');
+    var changed = $('template[data-batch-rows]', panel);
+    if (changed) {
+      $$('tr.key-row[id]', changed.content).forEach(function (fresh) {
+        var shown = document.getElementById(fresh.id);
+        if (!shown) { return; }
+        var row = document.importNode(fresh, true);
+        row.hidden = shown.hidden;
+        shown.replaceWith(row);
+        if (window.htmx) { window.htmx.process(row); }
+      });
+      changed.remove();
+    }
+    (panel.getAttribute('data-gone-ids') || '').split(' ').forEach(function (id) {
+      var gone = id && document.getElementById('key-' + id);
+      if (gone) { gone.remove(); }
+    });
+  });
+
+  document.addEventListener('htmx:afterRequest', showSelection);
+
+  document.addEventListener('click', function (event) {
+    var close = event.target.closest('[data-bulk-close]');
+    var panel = close && close.closest('#bulk-panel');
+    if (!panel || !$('#key-table')) { return; }
+    event.preventDefault();
+    var empty = document.createElement('div');
+    empty.id = 'bulk-panel';
+    panel.replaceWith(empty);
+    var back = $('#bulk-form button');
+    if (back) { back.focus(); }
+  });
+
   /* The secret must not outlive the page: not in the back/forward cache, not on return. */
   window.addEventListener('pagehide', function () { $$('[data-secret-panel]').forEach(removeSecret); });
   window.addEventListener('pageshow', function (event) {
@@ -387,5 +521,6 @@
   });
 
   refresh();
+  showSelection();
   focusMarked();
 }());

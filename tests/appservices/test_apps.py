@@ -107,6 +107,19 @@ def test_a_toml_file_lists_the_apps_in_order_with_their_settings(two_apps):
     assert staging.jwt_hs256_secret.reveal() == HS256_SECRET.encode()
 
 
+def test_deleting_a_new_empty_user_is_off_on_production_unless_the_file_turns_it_on(
+    two_apps, tmp_path
+):
+    production, staging = load(two_apps)
+    assert (production.delete_new_users, staging.delete_new_users) == (False, True)
+
+    turned = TWO_APPS_TOML.replace(
+        "max_act_for_minutes = 30", "max_act_for_minutes = 30\ndelete_new_users = true"
+    ).replace('environment = "staging"', 'environment = "staging"\ndelete_new_users = false')
+    production, staging = load(write(tmp_path, turned, name="turned.toml"))
+    assert (production.delete_new_users, staging.delete_new_users) == (True, False)
+
+
 def test_a_json_file_says_the_same_as_the_toml_one(two_apps, tmp_path):
     document = tomllib.loads(TWO_APPS_TOML)
     json_file = write(tmp_path, json.dumps(document), name="apps.json")
@@ -493,3 +506,72 @@ def test_the_example_in_the_docs_loads(tmp_path):
     )
     assert (staging.jwt_algorithm, staging.jwt_audience) == ("HS256", "shop-staging")
     assert production.ticket_pattern == r"^SUP-\d+$"  # a TOML literal string keeps the "\"
+
+
+# --- Two apps whose providers would take each other's act-for tokens --------------------------
+
+OTHER_APP = """
+[[apps]]
+key = "other"
+name = "Other"
+app_id = "other-fghij"
+environment = "staging"
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        pytest.param(
+            'jwt_audience = "keyadmin"',
+            'jwt_audience = "keyadmin"',
+            "apps other and shop sign with the same key (keyadmin's RS256 key) for the same "
+            "jwt_audience 'keyadmin'",
+            id="rs256-same-audience",
+        ),
+        pytest.param(
+            'jwt_audience = "other-fghij"',
+            "",
+            "apps other and shop sign with the same key (keyadmin's RS256 key) for the same "
+            "jwt_audience 'other-fghij'",
+            id="rs256-audience-is-the-other-app-id",
+        ),
+        pytest.param(
+            'jwt_algorithm = "HS256"\njwt_hs256_secret_file = "key-one"',
+            'jwt_algorithm = "HS256"\njwt_hs256_secret_file = "key-one-again"',
+            "apps other and shop sign with the same key (one HS256 key)",
+            id="hs256-same-key",
+        ),
+    ],
+)
+def test_apps_whose_tokens_the_other_would_accept_stop_start_up(tmp_path, first, second, message):
+    # Attack: a token keyadmin mints for one app (sent to that app's upstream, which may be a
+    # staging server others run) is valid at the other app's provider as the same customer,
+    # when both trust one key and expect one audience: every RS256 app shares keyadmin's key,
+    # so its audience is all that keeps a staging token out of production.
+    (tmp_path / "key-one").write_text(HS256_SECRET + "\n")
+    (tmp_path / "key-one-again").write_text(HS256_SECRET)
+    path = write(tmp_path, APP + first + "\n" + OTHER_APP + second + "\n")
+
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load(path)
+
+    assert message in str(refused.value)
+    assert HS256_SECRET not in str(refused.value)
+
+
+def test_apps_with_their_own_audiences_or_keys_load(tmp_path):
+    (tmp_path / "key-one").write_text(HS256_SECRET)
+    (tmp_path / "key-two").write_text(HS256_SECRET[::-1])
+    rs256 = write(tmp_path, APP + OTHER_APP, "rs256.toml")
+    hs256 = write(
+        tmp_path,
+        APP
+        + 'jwt_algorithm = "HS256"\njwt_hs256_secret_file = "key-one"\n'
+        + OTHER_APP
+        + 'jwt_algorithm = "HS256"\njwt_hs256_secret_file = "key-two"\n',
+        "hs256.toml",
+    )
+
+    assert [app.jwt_audience for app in load(rs256)] == ["shop-abcde", "other-fghij"]
+    assert len(load(hs256)) == 2

@@ -72,6 +72,23 @@ def test_headers_trickling_a_byte_a_second_are_cut_off_at_the_deadline(hostile, 
     assert "in time" in caught.value.message
 
 
+def test_a_batch_deadline_cuts_a_call_before_its_own_deadline(hostile, session, settings):
+    """`calls_end_by`: a lock-down or bulk action's total deadline caps each of its calls."""
+    settings.APPSERVICES_DEADLINE = 30.0
+    settings.APPSERVICES_TIMEOUT = (1.0, 30.0)
+    hostile.answer("/auth/api_keys", Answer(body=b"[", trickle=40, interval=0.5))
+
+    with (
+        pytest.raises(appservices.UpstreamUnavailable) as caught,
+        appservices.calls_end_by(time.monotonic() + 1.0),
+    ):
+        timed(session.list_api_keys)
+
+    assert timed.elapsed < 4.0  # the trickle alone lasts 20 s
+    assert "in time" in caught.value.message
+    assert appservices.client._call_seconds() == 30.0  # the cap ends with the block
+
+
 def test_the_deadline_covers_the_retry_of_an_idempotent_call(hostile, session):
     hostile.answer("/auth/api_keys", Answer(body=b"[", trickle=40, interval=0.5))
 

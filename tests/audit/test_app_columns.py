@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
@@ -41,6 +43,16 @@ def test_a_row_made_while_acting_names_the_customer_and_ticket():
     row = audit.record(request, "delete", audit.OK)
 
     assert (row.acting_for, row.ticket) == ("cus_alice", "SUP-9")
+    assert row.acting_until == datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)
+
+
+def test_a_time_box_end_that_is_not_epoch_seconds_is_left_out():
+    for ends_at in ("1800000000", True, -5, 2**40, None):
+        acting = {"customer_id": "cus_bob", "ticket": "SUP-3", "ends_at": ends_at}
+        row = audit.record(
+            _request({"app_id": "s", "user_id": "u", "acting": acting}), "create", "ok"
+        )
+        assert row.acting_until is None
 
 
 def test_a_row_without_a_connection_leaves_them_empty():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from datetime import timedelta
 
@@ -182,3 +183,53 @@ def test_csv_cell_leaves_plain_values_alone():
     assert csv_cell("ci-deploy") == "ci-deploy"
     assert csv_cell(None) == ""
     assert csv_cell(204) == "204"
+
+
+def test_it_shows_filters_and_exports_the_batch_id_and_links_a_lock_down_to_its_undo(client):
+    batch = "0b7a5e0c-3f43-4c1e-9d6a-1f2e3d4c5b6a"
+    add(action="disable", key_name="in-batch", batch_id=batch)
+    add(action="lock-down", batch_id=batch, detail="disable 1 keys: 1 done")
+    add(action="disable", key_name="by-hand")
+
+    response = client.get(URL, {"batch": batch}, **AUDITOR)
+    exported = client.get(EXPORT, {"batch": batch}, **AUDITOR)
+
+    assert [event.action for event in shown(response)] == ["lock-down", "disable"]
+    html = response.content.decode()
+    assert f'<a href="?batch={batch}"><code translate="no">{batch}</code></a>' in html
+    assert f'href="/keys/lock-down/{batch}/undo/">Undo this lock-down</a>' in html
+    assert html.count("Undo this lock-down") == 1  # on the lock-down row only
+    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    assert [(row["action"], row["batch_id"]) for row in rows] == [
+        ("lock-down", batch),
+        ("disable", batch),
+    ]
+
+
+def test_the_export_has_what_a_note_edit_changed_as_json(client):
+    add(action="note", changes={"ticket": ["SUP-1", "SUP-2"]})
+    add(action="create", key_name="ci")
+
+    response = client.get(EXPORT, **AUDITOR)
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    changes = {row["action"]: row["changes"] for row in rows}
+    assert json.loads(changes["note"]) == {"ticket": ["SUP-1", "SUP-2"]}
+    assert changes["create"] == ""
+
+
+def test_rows_made_while_acting_show_and_export_the_end_of_the_time_box(client):
+    until = timezone.now().replace(microsecond=0) + timedelta(minutes=15)
+    add(action="create", acting_for="cus_bob", ticket="SUP-3", acting_until=until)
+    add(action="create", key_name="own-key")
+
+    page = client.get(URL, **AUDITOR).content.decode()
+    exported = client.get(EXPORT, **AUDITOR)
+
+    assert f"until {until:%Y-%m-%d %H:%M}" in page
+    assert page.count("until ") == 1
+    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    assert {row["acting_for"]: row["acting_until"] for row in rows} == {
+        "cus_bob": until.isoformat(),
+        "": "",
+    }

@@ -54,3 +54,32 @@ def test_a_staff_member_acts_for_a_customer_and_ends_it(
     expect(page.get_by_text(f"You no longer act for {customer}")).to_be_visible()
     expect(banner).to_have_count(0)
     assert axe() == []
+
+
+def test_a_mistyped_id_is_reported_and_its_empty_user_deleted(
+    staff_page, live_server, axe, shop, settings
+):
+    settings.KEYADMIN_APPS = (act_for_app(shop, "shop", delete_new_users=True),)
+    AppServices(settings.KEYADMIN_APPS[0]).hostname()
+    customer = customer_id()
+    page = staff_page
+
+    page.goto(f"{live_server.url}/appservices/sign-in/")
+    page.get_by_label("Customer id").fill("not-a-customer")
+    page.get_by_label("Reason or ticket reference").fill("SUP-78")
+    page.get_by_role("button", name="Act for this customer").click()
+    field_error = page.locator("#id_customer_id_error")
+    expect(field_error).to_contain_text("does not match the pattern")
+    expect(page.get_by_label("Customer id")).to_have_attribute("aria-invalid", "true")
+    assert axe() == []
+
+    page.get_by_label("Customer id").fill(customer)
+    page.get_by_role("button", name="Act for this customer").click()
+    banner = page.get_by_role("region", name="Acting for a customer")
+    expect(banner).to_contain_text("a new, empty user was created")
+    assert axe() == []
+
+    banner.get_by_role("button", name="Delete this empty user and end").click()
+    expect(page.get_by_text(f"The empty App Services user made for {customer}")).to_be_visible()
+    expect(banner).to_have_count(0)
+    assert axe() == []

@@ -181,6 +181,32 @@ def test_an_apps_viewer_groups_refuse_connecting_to_it(client, two_servers, sett
     assert east.request_count() == 0
 
 
+def test_an_app_id_app_services_does_not_know_is_named_with_where_to_fix_it(
+    client, two_servers, settings
+):
+    east, _west = two_servers
+    settings.KEYADMIN_APPS = (
+        act_for_app(east, "east", name="Shop East", app_id="typo-abcde"),
+        act_for_app(east, "east-ok", name="Shop East (right id)", app_id="east-abcde"),
+    )
+    sign_in_staff(client)
+
+    for response in (
+        client.post(
+            SIGNIN_URL,
+            {"provider": "local-userpass", "app": "east", "email": "a@b.io", "password": "x" * 12},
+        ),
+        act_for(client, "east", customer_id()),
+    ):
+        page = response.content.decode()
+        assert response.status_code == 200
+        assert (
+            "App Services does not know the app id typo-abcde (app Shop East). An administrator "
+            "must check its app_id in KEYADMIN_APPS_FILE, or APPSERVICES_APP_ID without that "
+            "file." in page
+        )
+
+
 def test_the_audit_trail_filters_by_app_customer_and_ticket_and_exports_them(client, two_apps):
     sign_in_staff(client)
     alice, bob = customer_id(), customer_id()

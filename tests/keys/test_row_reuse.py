@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from keyadmin.templatetags import keyrows
 from tests.support import (
     HTMX,
     KEYS_URL,
@@ -77,3 +78,18 @@ def test_an_empty_filter_is_reused_per_language_and_a_typed_one_is_not(
     assert 'name="q" value="ci-run"' in typed
     assert '<option value="enabled" selected>' in typed
     assert 'value="ci-run"' not in client.get(KEYS_URL, headers=HTMX).content.decode()
+
+
+def test_a_reused_row_is_the_row_rendered_afresh(client, emulator, user_credentials, monkeypatch):
+    key_id = connected_with_key(client, emulator, user_credentials)
+    client.post(key_url(key_id, "disable"), row_post(key_id, "ci-runner"), headers=HTMX)
+    client.get(KEYS_URL, headers=HTMX)
+
+    reused = client.get(KEYS_URL, headers=HTMX).content.decode()
+    monkeypatch.setattr(keyrows, "_plain", lambda value: False)
+    fresh = client.get(KEYS_URL, headers=HTMX).content.decode()
+
+    def without_tokens(html: str) -> str:
+        return _CSRF.sub("", re.sub(r'name="form_nonce" value="[^"]*"', "", html))
+
+    assert without_tokens(reused) == without_tokens(fresh)

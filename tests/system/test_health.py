@@ -98,6 +98,20 @@ def test_behind_a_proxy_the_address_it_saw_decides(client, emulator, settings):
     assert emulator.request_count() == 0
 
 
+def test_a_local_proxy_with_no_trusted_proxy_count_does_not_open_readyz(client, emulator, settings):
+    # nginx on the same host, KEYADMIN_TRUSTED_PROXY_COUNT left at 0: every client's address is
+    # the proxy's loopback one, yet what it relays is a client elsewhere.
+    settings.KEYADMIN_TRUSTED_PROXY_COUNT = 0
+    emulator.reset_stats()
+
+    response = client.get(
+        "/readyz?appservices=1", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1"
+    )
+
+    assert "appservices" not in response.json()["checks"]
+    assert emulator.request_count() == 0
+
+
 def test_the_readyz_token_lets_a_client_elsewhere_ask(client, emulator, settings):
     settings.KEYADMIN_READYZ_TOKEN = "readyz-token-for-tests"
     emulator.reset_stats()

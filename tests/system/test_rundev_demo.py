@@ -16,9 +16,8 @@ def test_the_demo_acts_for_two_seeded_customers_with_two_keys_each(settings, tmp
     secret = rundev.signing_key(tmp_path)
     assert rundev.signing_key(tmp_path) == secret  # made once
     assert stat.S_IMODE((tmp_path / rundev.SIGNING_KEY_FILE).stat().st_mode) == 0o600
-    server = EmulatorProcess(
-        APP_ID, tmp_path / "db.sqlite3", "--custom-token-secret", secret
-    ).start()
+    server = EmulatorProcess(APP_ID, tmp_path / "db.sqlite3", *rundev.custom_token_args(secret))
+    server.start()
     try:
         settings.APPSERVICES_BASE_URL = server.url
         app = load_apps(
@@ -42,3 +41,16 @@ def test_the_demo_acts_for_two_seeded_customers_with_two_keys_each(settings, tmp
             assert names == [f"{customer}-ci", f"{customer}-web"]
     finally:
         server.stop()
+
+
+def test_a_signing_key_that_starts_with_a_dash_still_starts_the_local_server(tmp_path, monkeypatch):
+    # token_urlsafe's alphabet has "-": one demo key in 64 starts with it, and then every
+    # `make run` failed (argparse took the key for an option), as this test did now and then.
+    monkeypatch.setattr(rundev.secrets, "token_urlsafe", lambda size: "-" + "k" * 63)
+    secret = rundev.signing_key(tmp_path)
+    assert secret.startswith("-")
+
+    with EmulatorProcess(
+        APP_ID, tmp_path / "db.sqlite3", *rundev.custom_token_args(secret)
+    ).start():
+        pass

@@ -194,6 +194,7 @@ def test_other_settings_from_the_environment(tmp_path):
         ({"KEYADMIN_LOG_FORMAT": "xml"}, "KEYADMIN_LOG_FORMAT must be one of plain, json"),
         ({"KEYADMIN_SIGNIN_TARGET_LIMIT": "0"}, "KEYADMIN_SIGNIN_TARGET_LIMIT must be 1 or more"),
         ({"KEYADMIN_SIGNIN_WINDOW_SECONDS": "15m"}, "must be a whole number"),
+        ({"KEYADMIN_METRICS_TOKEN": "too-short"}, "KEYADMIN_METRICS_TOKEN must be at least 32"),
     ],
     ids=lambda value: value if isinstance(value, str) else "-".join(value),
 )

@@ -95,6 +95,16 @@ def _gunicorn_saw(front, path: str) -> bool:
     return path in front.gunicorn.log_path.read_text(errors="replace")
 
 
+def test_metrics_are_not_served_through_the_front(front, http):
+    assert http.get(front.gunicorn.url + "/metrics", timeout=10).status_code == 200  # loopback
+
+    answer = http.get(front.url + "/metrics", timeout=10)
+
+    assert answer.status_code == 404
+    assert "keyadmin_" not in answer.text
+    assert not _gunicorn_saw(front, "GET /metrics 404")
+
+
 @pytest.mark.load
 def test_healthz_answers_through_nginx_while_150_clients_trickle_their_headers(front, http):
     with SlowClients(_url_port(front.url), 150) as slow:

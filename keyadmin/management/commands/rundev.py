@@ -46,6 +46,12 @@ def signing_key(folder: Path) -> str:
     return path.read_text().strip()
 
 
+def custom_token_args(secret: str) -> list[str]:
+    """The local server's arguments trusting `secret`, in one `--name=value` word: a url-safe
+    secret starts with "-" one time in 64, and argparse reads a separate "-..." as an option."""
+    return [f"--custom-token-secret={secret}"]
+
+
 def write_apps_file(folder: Path) -> Path:
     """var/apps.toml: the demo app, acting for customers with the HS256 key beside it."""
     path = folder / APPS_FILE
@@ -64,6 +70,8 @@ def write_apps_file(folder: Path) -> Path:
         "max_act_for_minutes = 60\n"
         'jwt_algorithm = "HS256"\n'
         f'jwt_hs256_secret_file = "{SIGNING_KEY_FILE}"\n'
+        "review_days = 90\n"
+        "delete_new_users = true\n"
     )
     return path
 
@@ -108,7 +116,7 @@ class Command(BaseCommand):
         demo_app = None
         if not os.environ.get("KEYADMIN_APPS_FILE"):
             folder = demo_dir()
-            extra = ["--custom-token-secret", signing_key(folder)]
+            extra = custom_token_args(signing_key(folder))
             apps_file = write_apps_file(folder)
             os.environ["KEYADMIN_APPS_FILE"] = str(apps_file)  # for runserver's child process
             demo_app = load_apps(
@@ -161,5 +169,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"  Act for a customer: {' or '.join(customers)} (two keys each), on the "
                 f"connect page under 'Act for a customer', with a ticket such as {DEMO_TICKET}.\n"
+                "  Then try Rotate on a key, its note, 'Disable all keys…' and 'Undo this "
+                "lock-down'.\n"
             )
         )

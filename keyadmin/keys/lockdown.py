@@ -1,0 +1,144 @@
+"""Lock an App Services user down (disable all their enabled keys) and undo exactly that.
+
+The confirmation costs one list request and names the user, the app and the keys it will
+disable; its form posts their ids. The lock-down itself lists again (keyadmin/keys/batch.py says
+why) and disables each of those still enabled: one request per key, within the batch deadline.
+Enabled keys the confirmation did not show (made or enabled since) are reported, not touched:
+the staff member confirmed a list, not a blank cheque. A retry posts the failed and unreached
+keys again under the same batch id, so that the undo finds them.
+
+Undo reads the lock-down's own trail: the keys it disabled (its DISABLE rows with outcome ok, of
+this user and app) whose last change through keyadmin is still that disable, and re-enables
+those the fresh list shows still disabled. Keys disabled before the lock-down were not disabled
+by it; keys changed by hand since were decided on since: both stay as they are. The undo page
+is reachable from the keys page while the lock-down is the user's latest, and from its rows in
+the audit trail for as long as the trail keeps them.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from keyadmin import appservices
+from keyadmin.appservices.connection import forget
+from keyadmin.keys import batch
+from keyadmin.keys.guards import (
+    HtmxHttpRequest,
+    answer_status,
+    app_role_required,
+    appservices_required,
+    bound_form,
+    page_status,
+    upstream_errors,
+)
+from keyadmin.keys.views import _bound, _manageable
+from keyadmin.models import AuditEvent
+from keyadmin.sso.access import role_required
+from keyadmin.sso.roles import OPERATOR
+
+LOCKDOWN = "keyadmin/lockdown.html"
+UNDO = "keyadmin/lockdown-undo.html"
+
+
+def _confirm_failed(request: HtmxHttpRequest, error: appservices.AppServicesError) -> HttpResponse:
+    context = _bound(request, {"list_error": error})
+    return render(request, LOCKDOWN, context, status=answer_status(request, page_status(error)))
+
+
+@require_GET
+@never_cache
+@role_required(OPERATOR)
+@appservices_required
+@app_role_required(OPERATOR)
+@upstream_errors(_confirm_failed)
+def lockdown_confirm(request: HtmxHttpRequest) -> HttpResponse:
+    keys = _manageable(request).list_api_keys()
+    enabled = [key for key in keys if key.enabled]
+    context = {"enabled": enabled, "disabled_count": len(keys) - len(enabled)}
+    return render(request, LOCKDOWN, _bound(request, context))
+
+
+def _results(request: HtmxHttpRequest, done: batch.Batch, template: str, **extra) -> HttpResponse:
+    if done.session_ended:
+        # Forgotten like after any 401, but the answer is still the results: the staff member
+        # must see what was done before signing in again.
+        forget(request)
+    context = _bound(request, {"batch": done, "stop_message": batch.outcome_message(done), **extra})
+    context["batch_token"] = batch.batch_token(done.batch_id)
+    partial = f"{template}#results" if request.htmx else template
+    return render(request, partial, context)
+
+
+@require_POST
+@never_cache
+@role_required(OPERATOR)
+@appservices_required
+@app_role_required(OPERATOR)
+@bound_form(AuditEvent.Action.LOCK_DOWN)
+@upstream_errors(_confirm_failed)
+def lockdown(request: HtmxHttpRequest) -> HttpResponse:
+    session = _manageable(request)
+    retry_of = batch.batch_from_token(request.POST.get("batch"))
+    done = batch.perform(
+        request,
+        session,
+        batch.DISABLE,
+        batch.posted_ids(request.POST.getlist("key")),
+        summary_action=AuditEvent.Action.LOCK_DOWN,
+        batch_id=retry_of or batch.new_batch_id(),
+        confirmed_enabled=True,
+        summary_detail="retry" if retry_of else "",
+    )
+    return _results(request, done, LOCKDOWN)
+
+
+# --- undo ---
+
+
+def _undo_context(request: HtmxHttpRequest, batch_id: str) -> dict:
+    again, left = batch.undo_plan(request.connection, batch_id)
+    summary = batch.lockdown_row(batch_id)
+    mine = summary is not None and (
+        summary.app_id == request.connection.app_id
+        and summary.appservices_user_id == request.connection.user_id
+    )
+    return {"batch_id": batch_id, "lockdown": summary, "mine": mine, "again": again, "left": left}
+
+
+@require_GET
+@role_required(OPERATOR)
+@appservices_required
+@app_role_required(OPERATOR)
+def undo_confirm(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
+    # From the trail alone, no request upstream: the undo itself reads the list.
+    context = _undo_context(request, str(batch_id))
+    status = 200 if context["lockdown"] is not None else 404
+    return render(request, UNDO, _bound(request, context), status=status)
+
+
+@require_POST
+@never_cache
+@role_required(OPERATOR)
+@appservices_required
+@app_role_required(OPERATOR)
+@bound_form(AuditEvent.Action.LOCK_DOWN_UNDO)
+@upstream_errors(_confirm_failed)
+def undo(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
+    batch_id = str(batch_id)
+    plan = _undo_context(request, batch_id)
+    if not plan["mine"]:
+        return render(request, UNDO, _bound(request, plan), status=404)
+    done = batch.perform(
+        request,
+        _manageable(request),
+        batch.ENABLE,
+        [row.key_id for row in plan["again"]],
+        summary_action=AuditEvent.Action.LOCK_DOWN_UNDO,
+        batch_id=batch.new_batch_id(),
+        left=[row.key_id for row in plan["left"]],
+        summary_detail=f"{batch.UNDO_PREFIX} {batch_id}",
+    )
+    return _results(request, done, UNDO, undone_id=batch_id, lockdown=plan["lockdown"])

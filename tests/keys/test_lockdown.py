@@ -1,0 +1,387 @@
+"""Lock-down: disable every enabled key of the connected user, per-key results, retry, undo."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from keyadmin.models import AuditEvent
+from tests.support import (
+    HTMX,
+    KEYS_URL,
+    connect,
+    connected,
+    create_key,
+    key_url,
+    rendered_fields,
+    row_post,
+    sign_in_staff,
+)
+
+CONFIRM_URL = "/keys/lock-down/"
+RUN_URL = "/keys/lock-down/run/"
+
+
+def undo_url(batch_id: str, run: bool = False) -> str:
+    return f"/keys/lock-down/{batch_id}/undo/{'run/' if run else ''}"
+
+
+@pytest.fixture
+def three_keys(client, emulator, user_credentials) -> dict[str, str]:
+    """A connected operator whose user has keys a, b (enabled) and c (disabled); counts at 0."""
+    connected(client, user_credentials)
+    ids = {name: create_key(client, name) for name in ("key-a", "key-b", "key-c")}
+    client.post(key_url(ids["key-c"], "disable"), row_post(ids["key-c"], "key-c"), headers=HTMX)
+    emulator.reset_stats()
+    return ids
+
+
+def states(emulator, user_credentials) -> dict[str, bool]:
+    return {key["name"]: key["disabled"] for key in emulator.keys_of(user_credentials[0])}
+
+
+def confirmed_ids(html: str) -> list[str]:
+    form = html.split(f'action="{RUN_URL}"', 1)[1].split("</form>", 1)[0]
+    return re.findall(r'name="key" value="([0-9a-f]{24})"', form)
+
+
+def lock_down(client, ids: list[str], **extra):
+    return client.post(RUN_URL, {"key": ids, **extra}, headers=HTMX)
+
+
+def batch_of(html: str) -> str:
+    found = re.search(r'Batch id <code translate="no">([0-9a-f-]{36})</code>', html)
+    assert found, html[:3000]
+    return found.group(1)
+
+
+def result_of(html: str, key_id: str) -> str:
+    found = re.search(rf'data-result="([a-z-]+)" data-key-id="{key_id}"', html)
+    assert found, html[:3000]
+    return found.group(1)
+
+
+def test_the_confirmation_names_the_user_the_app_and_the_enabled_keys(
+    client, emulator, user_credentials, three_keys
+):
+    response = client.get(CONFIRM_URL)
+
+    assert response.status_code == 200
+    assert emulator.request_count() == 1
+    assert emulator.request_count("keys_list") == 1
+    html = response.content.decode()
+    assert f"Disable all 2 enabled keys of {user_credentials[0]} in app " in " ".join(html.split())
+    assert "1 more key is disabled already and stays so." in html
+    assert sorted(confirmed_ids(html)) == sorted([three_keys["key-a"], three_keys["key-b"]])
+    assert rendered_fields(html.split(f'action="{RUN_URL}"', 1)[1])["bound_to"]
+    assert "Cache-Control" in response and "no-store" in response["Cache-Control"]
+
+
+def test_it_disables_each_enabled_key_with_one_request_each_after_one_list(
+    client, emulator, user_credentials, three_keys
+):
+    ids = confirmed_ids(client.get(CONFIRM_URL).content.decode())
+    emulator.reset_stats()
+
+    response = lock_down(client, ids)
+
+    assert response.status_code == 200
+    assert emulator.request_count("keys_list") == 1
+    assert emulator.request_count("keys_disable") == 2
+    assert emulator.request_count() == 3
+    assert states(emulator, user_credentials) == {"key-a": True, "key-b": True, "key-c": True}
+    html = response.content.decode()
+    assert "<html" not in html
+    assert html.lstrip().startswith('<section id="lockdown-answer"')
+    text = " ".join(html.split())
+    assert f"Lock-down of {user_credentials[0]} in app " in text
+    assert ": 2 of 2 keys disabled" in text
+    assert result_of(html, three_keys["key-a"]) == "done"
+    assert result_of(html, three_keys["key-b"]) == "done"
+    assert "Retry the" not in html
+    batch_id = batch_of(html)
+    assert undo_url(batch_id) in html
+
+    rows = AuditEvent.objects.filter(batch_id=batch_id).order_by("id")
+    assert [(r.action, r.outcome, r.key_name) for r in rows] == [
+        ("disable", "ok", "key-a"),
+        ("disable", "ok", "key-b"),
+        ("lock-down", "ok", ""),
+    ]
+    assert rows[2].detail == "disable 2 keys: 2 done"
+    assert {r.appservices_user_id for r in rows} != {""}
+
+
+def test_the_key_list_is_read_again_and_posted_ids_are_not_trusted(
+    client, emulator, user_credentials, three_keys
+):
+    """A foreign id, a malformed id and an already-disabled key: none is sent upstream."""
+    other = ("f" * 24, "../session", three_keys["key-c"], three_keys["key-a"])
+
+    response = lock_down(client, list(other))
+
+    assert emulator.request_count("keys_disable") == 1  # key-a only
+    assert emulator.request_count() == 2
+    html = response.content.decode()
+    assert result_of(html, "f" * 24) == "gone"
+    assert result_of(html, three_keys["key-c"]) == "already"
+    assert result_of(html, three_keys["key-a"]) == "done"
+    assert "../session" not in html
+    # key-b was enabled but not on the confirmation: reported, not touched.
+    assert "1 enabled key was not on the confirmation" in " ".join(html.split())
+    assert states(emulator, user_credentials)["key-b"] is False
+    batch_id = batch_of(html)
+    keyed = AuditEvent.objects.filter(batch_id=batch_id).exclude(key_id="")
+    assert list(keyed.values_list("key_id", flat=True)) == [three_keys["key-a"]]
+
+
+def test_a_failure_midway_leaves_an_exact_result_and_trail(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    emulator.add_fault(route="keys_disable", path=a, action="status", status=500, times=1)
+
+    response = lock_down(client, [a, b])
+
+    html = response.content.decode()
+    assert result_of(html, a) == "failed"
+    assert "App Services had an internal error (HTTP 500)" in html
+    assert result_of(html, b) == "done"
+    assert emulator.request_count("keys_disable") == 2  # a 500 is an answer: not retried
+    batch_id = batch_of(html)
+    rows = AuditEvent.objects.filter(batch_id=batch_id).order_by("id")
+    assert [(r.action, r.outcome, r.key_id, r.status) for r in rows] == [
+        ("disable", "failed", a, 500),
+        ("disable", "ok", b, None),
+        ("lock-down", "failed", "", None),
+    ]
+    # The retry form posts the failed key only, under the same batch id.
+    retry_form = html.split('name="batch"', 1)[1].split("</form>", 1)[0]
+    assert re.findall(r'name="key" value="([0-9a-f]{24})"', retry_form) == [a]
+    emulator.reset_stats()
+
+    retried = lock_down(client, [a], batch=_batch_field(html))
+
+    assert emulator.request_count("keys_disable") == 1
+    assert result_of(retried.content.decode(), a) == "done"
+    assert batch_of(retried.content.decode()) == batch_id
+    assert states(emulator, user_credentials) == {"key-a": True, "key-b": True, "key-c": True}
+
+
+def _batch_field(html: str) -> str:
+    return re.search(r'name="batch" value="([^"]+)"', html).group(1)
+
+
+def test_keys_not_reached_within_the_deadline_are_not_attempted(
+    client, emulator, settings, user_credentials, three_keys
+):
+    settings.KEYADMIN_BATCH_DEADLINE = 0.8
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    emulator.add_fault(route="keys_disable", path=a, action="delay", delay_ms=1200, times=1)
+
+    response = lock_down(client, [a, b])
+
+    html = response.content.decode()
+    assert result_of(html, a) == "failed"  # cut at the batch's deadline, not the call's 15 s
+    assert "did not answer in time" in html
+    assert result_of(html, b) == "not-attempted"
+    assert emulator.request_count("keys_disable") == 1
+    assert "Retry the 2 failed ones" in html
+    batch_id = batch_of(html)
+    summary = AuditEvent.objects.get(batch_id=batch_id, action="lock-down")
+    assert summary.outcome == "failed"
+    assert "1 failed, 1 not-attempted" in summary.detail
+
+
+def test_a_rate_limited_answer_stops_the_batch(client, emulator, user_credentials, three_keys):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    emulator.add_fault(
+        route="keys_disable", action="status", status=429, headers={"Retry-After": "1"}, times=1
+    )
+
+    html = lock_down(client, [a, b]).content.decode()
+
+    assert result_of(html, a) == "failed"
+    assert result_of(html, b) == "not-attempted"
+    assert emulator.request_count("keys_disable") == 1
+    assert "Stopped after a key failed" in html
+
+
+def test_a_dead_session_midway_stops_and_still_shows_the_results(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    body = {"error": "invalid session", "error_code": "InvalidSession"}
+    emulator.add_fault(route="keys_disable", path=b, action="status", status=401, body=body)
+
+    response = lock_down(client, [a, b])
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert result_of(html, a) == "done"
+    assert result_of(html, b) == "failed"
+    assert "Sign in to App Services again" in html
+    assert "appservices" not in client.session
+
+
+def test_a_failed_list_changes_nothing(client, emulator, user_credentials, three_keys):
+    emulator.add_fault(route="keys_list", action="status", status=503, times=1)
+
+    response = lock_down(client, [three_keys["key-a"]])
+
+    html = response.content.decode()
+    assert "The keys could not be listed, so nothing was changed" in html
+    assert emulator.request_count("keys_disable") == 0
+    summary = AuditEvent.objects.get(action="lock-down")
+    assert summary.outcome == "failed" and summary.status == 503
+
+
+def test_without_javascript_it_is_a_page(client, emulator, user_credentials, three_keys):
+    response = client.post(RUN_URL, {"key": [three_keys["key-a"], three_keys["key-b"]]})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" in html
+    assert ": 2 of 2 keys disabled" in " ".join(html.split())
+
+
+def test_a_stale_page_is_refused_without_a_request(client, emulator, user_credentials, three_keys):
+    response = client.post(RUN_URL, {"key": [three_keys["key-a"]], "bound_to": "x"}, headers=HTMX)
+
+    assert emulator.request_count() == 0
+    assert "does not say which App Services user it was for" in response.content.decode()
+    assert AuditEvent.objects.get(action="lock-down").outcome == "denied"
+
+
+def test_a_viewer_cannot_lock_down(client, emulator, user_credentials, three_keys):
+    client.logout()
+    sign_in_staff(client, "viewer", name="Val Viewer")
+    connect(client, user_credentials)
+    emulator.reset_stats()
+
+    assert client.get(CONFIRM_URL).status_code == 403
+    assert lock_down(client, [three_keys["key-a"]]).status_code == 403
+    assert emulator.request_count() == 0
+
+
+# --- undo ---
+
+
+def test_undo_re_enables_exactly_the_keys_the_lock_down_disabled(
+    client, emulator, user_credentials, three_keys
+):
+    a, b, c = three_keys["key-a"], three_keys["key-b"], three_keys["key-c"]
+    lockdown_id = batch_of(lock_down(client, [a, b]).content.decode())
+    # Afterwards by hand: b enabled and disabled again (a decision since the lock-down).
+    client.post(key_url(b, "enable"), row_post(b, "key-b", disabled=True), headers=HTMX)
+    client.post(key_url(b, "disable"), row_post(b, "key-b"), headers=HTMX)
+    emulator.reset_stats()
+
+    page = client.get(undo_url(lockdown_id))
+    assert page.status_code == 200
+    assert emulator.request_count() == 0  # from the trail alone
+    assert "Left as they are" in page.content.decode()
+
+    response = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+
+    assert emulator.request_count("keys_list") == 1
+    assert emulator.request_count("keys_enable") == 1
+    assert emulator.request_count() == 2
+    # c was disabled before the lock-down, b by hand after it: both stay disabled.
+    assert states(emulator, user_credentials) == {"key-a": False, "key-b": True, "key-c": True}
+    html = response.content.decode()
+    assert result_of(html, a) == "done"
+    assert result_of(html, b) == "left"
+    assert c not in html
+    undo_id = batch_of(html)
+    assert undo_id != lockdown_id
+    rows = AuditEvent.objects.filter(batch_id=undo_id).order_by("id")
+    assert [(r.action, r.outcome, r.key_id) for r in rows] == [
+        ("enable", "ok", a),
+        ("lock-down-undo", "ok", ""),
+    ]
+    assert rows[1].detail.startswith(
+        f"undoes lock-down {lockdown_id}; enable 2 keys: 1 done, 1 left"
+    )
+
+
+def test_undo_leaves_a_key_enabled_since_and_a_second_undo_does_nothing(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    lockdown_id = batch_of(lock_down(client, [a, b]).content.decode())
+    client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+    emulator.reset_stats()
+
+    page = client.get(undo_url(lockdown_id)).content.decode()
+
+    assert "Nothing to undo" in page
+    again = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX).content.decode()
+    assert emulator.request_count("keys_enable") == 0
+    assert a not in again
+
+
+def test_the_keys_page_offers_the_undo_while_the_lock_down_is_the_latest(
+    client, emulator, user_credentials, three_keys
+):
+    lockdown_id = batch_of(lock_down(client, [three_keys["key-a"]]).content.decode())
+
+    page = client.get(KEYS_URL).content.decode()
+    assert undo_url(lockdown_id) in page
+    assert "These keys were locked down by Sam Support" in page
+
+    client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+
+    assert undo_url(lockdown_id) not in client.get(KEYS_URL).content.decode()
+
+
+def test_undo_of_another_users_lock_down_touches_nothing(
+    client, emulator, user_credentials, three_keys
+):
+    lockdown_id = batch_of(lock_down(client, [three_keys["key-a"]]).content.decode())
+    other = ("other-" + user_credentials[0], "pw-" + user_credentials[1])
+    emulator.create_user(*other)
+    connect(client, other)
+    create_key(client, "theirs")
+    emulator.reset_stats()
+
+    page = client.get(undo_url(lockdown_id))
+    response = client.post(undo_url(lockdown_id, run=True), {})
+
+    assert "This lock-down is about another App Services user" in page.content.decode()
+    assert response.status_code == 404
+    assert emulator.request_count() == 0
+    assert not AuditEvent.objects.filter(action="lock-down-undo").exists()
+
+
+def test_an_unknown_lock_down_is_404(client, emulator, user_credentials, three_keys):
+    response = client.get(undo_url("12345678-1234-4234-8234-123456789abc"))
+
+    assert response.status_code == 404
+    assert "No lock-down has this id." in response.content.decode()
+    assert client.get("/keys/lock-down/not-a-uuid/undo/").status_code == 404
+
+
+def test_an_undo_failing_midway_is_retried_by_posting_it_again(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    lockdown_id = batch_of(lock_down(client, [a, b]).content.decode())
+    emulator.reset_stats()
+    emulator.add_fault(route="keys_enable", path=a, action="status", status=500, times=1)
+
+    first = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX).content.decode()
+
+    assert [result_of(first, a), result_of(first, b)] == ["failed", "done"]
+    assert f'action="{undo_url(lockdown_id, run=True)}"' in first  # the retry posts the undo again
+    first_id = batch_of(first)
+    assert AuditEvent.objects.get(batch_id=first_id, action="lock-down-undo").outcome == "failed"
+    emulator.reset_stats()
+
+    again = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX).content.decode()
+
+    assert emulator.request_count("keys_enable") == 1  # a only: the first undo did b
+    assert result_of(again, a) == "done"
+    assert b not in again
+    assert states(emulator, user_credentials) == {"key-a": False, "key-b": False, "key-c": True}
