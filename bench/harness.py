@@ -425,6 +425,18 @@ class StaffClient:
         data = {"name": key.name, "disabled": "true" if key.disabled else "false", "confirm": "1"}
         return self.request("POST", f"/keys/{key.id}/delete/", htmx=True, data=data)
 
+    def edit_note(self, key: Key, purpose: str) -> requests.Response:
+        """The row's "Edit note" form: keyadmin's own table, no App Services request."""
+        data = {
+            "name": key.name,
+            "disabled": "true" if key.disabled else "false",
+            "purpose": purpose,
+            "ticket": "",
+            "owner": "",
+            "review_by": "",
+        }
+        return self.request("POST", f"/keys/{key.id}/note/", htmx=True, data=data)
+
     def key_detail(self, key: Key) -> requests.Response:
         return self.request("GET", f"/keys/{key.id}/")  # a link: a full page
 
@@ -519,6 +531,15 @@ def check_toggled(response: requests.Response, key: Key, disabled: bool) -> str 
         return f"toggle {key.name}: row {rows(html)} is not the key with disabled={disabled}"
     if _NOTICE not in html:
         return f"toggle {key.name}: no notice"
+    return None
+
+
+def check_note_saved(response: requests.Response, key: Key, purpose: str) -> str | None:
+    html = response.text
+    if response.status_code != 200 or not html.lstrip().startswith(f'<tr id="key-{key.id}"'):
+        return f"note {key.name}: HTTP {response.status_code}, not the row fragment"
+    if f'<p class="note-purpose">{purpose}</p>' not in html or _NOTICE not in html:
+        return f"note {key.name}: the row does not show the note, or no notice"
     return None
 
 

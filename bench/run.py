@@ -57,6 +57,7 @@ from bench.harness import (
     check_deleted,
     check_detail,
     check_list,
+    check_note_saved,
     check_toggled,
     cpu_seconds,
     keyadmin_env,
@@ -102,6 +103,7 @@ ACTION_GOALS = {
     "enable": ActionGoal("enable", 1, 3),
     "detail": ActionGoal("detail", 1, 3),
     "delete": ActionGoal("delete", 1, 3),
+    "note_edit": ActionGoal("note edit", 0, None),
     "act_for_start": ActionGoal("act-for start", 1, None),
 }
 GOALS = {
@@ -211,6 +213,10 @@ class Staff:
         response = self.client.set_disabled(key, disabled)
         self._ok(response, check_toggled(response, key, disabled))
         key.disabled = disabled
+
+    def edit_note(self, key: Key, purpose: str) -> None:
+        response = self.client.edit_note(key, purpose)
+        self._ok(response, check_note_saved(response, key, purpose))
 
     def detail(self, key: Key) -> None:
         response = self.client.key_detail(key)
@@ -394,7 +400,7 @@ def measure_cpu_and_upstream(
     upstream requests counted around each batch. The list runs with the user's BASE_KEYS keys,
     and once more with 20 (the most a user may hold) as `list_20`."""
     batch = MAX_KEYS - BASE_KEYS
-    kinds = (*ACTIONS, "list_20")
+    kinds = (*ACTIONS, "list_20", "note_edit")
     routes = {**ROUTES, "list_20": ROUTES["list"]}
     pids = gunicorn.worker_pids()
     cpu = dict.fromkeys(kinds, 0.0)
@@ -415,7 +421,7 @@ def measure_cpu_and_upstream(
         stats = emulator.stats()
         count[kind] += len(calls)
         upstream[kind]["total"] += stats["total"]
-        upstream[kind]["route"] += stats["by_route"][routes[kind]]
+        upstream[kind]["route"] += stats["by_route"][routes[kind]] if kind in routes else 0
 
     for number in range(rounds):
         names = [f"cpu-{number}-{i}" for i in range(batch)]
@@ -424,6 +430,7 @@ def measure_cpu_and_upstream(
         run("disable", [lambda k=k: staff.set_disabled(k, True) for k in made])
         run("enable", [lambda k=k: staff.set_disabled(k, False) for k in made])
         run("detail", [lambda k=k: staff.detail(k) for k in made])
+        run("note_edit", [lambda k=k, n=number: staff.edit_note(k, f"bench {n}") for k in made])
         run("list_20", [staff.list for _ in made])
         run("delete", [lambda k=k: staff.delete(k) for k in made])
         run("list", [staff.list for _ in made])
