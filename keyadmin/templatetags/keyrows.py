@@ -7,7 +7,7 @@ HTML every time, but for the two values that belong to this answer alone: the CS
 the form binding (keyadmin/keys/guards.py). The block is rendered with markers in their place,
 kept per worker, and each answer gets the markers replaced by its own token and binding; a block
 never carries another answer's. Kept only when every `vary` value is plain (None, bool, int,
-str), else rendered afresh. The language, time zone, URL configuration and script prefix are
+str, date), else rendered afresh. The language, time zone, URL configuration and script prefix are
 part of the key too. What depends on more (the note cell, the rotate form with its nonce, an
 error) stays outside the blocks. Key names are page content, not secrets; the secret of a new
 key is never inside a row.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from datetime import date, datetime
 
 from django import template
 from django.urls import get_script_prefix, get_urlconf
@@ -35,7 +36,7 @@ _lock = threading.Lock()
 
 
 def _plain(value: object) -> bool:
-    return value is None or isinstance(value, str | int | bool)
+    return value is None or isinstance(value, str | int | bool | date | datetime)
 
 
 class SameRowNode(template.Node):

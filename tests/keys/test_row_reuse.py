@@ -47,6 +47,19 @@ def test_a_reused_row_carries_this_answers_token_and_binding(client, emulator, u
     assert 'data-status="disabled"' in toggled.content.decode()
 
 
+def test_a_changed_note_is_shown_at_once(client, emulator, user_credentials):
+    key_id = connected_with_key(client, emulator, user_credentials)
+    client.get(KEYS_URL, headers=HTMX)
+
+    client.post(
+        key_url(key_id, "note"),
+        row_post(key_id, "ci-runner", purpose="rotated monthly", ticket="", owner="", review_by=""),
+        headers=HTMX,
+    )
+
+    assert "rotated monthly" in client.get(KEYS_URL, headers=HTMX).content.decode()
+
+
 def test_a_reused_row_follows_the_language(client, emulator, user_credentials):
     key_id = connected_with_key(client, emulator, user_credentials)
 
@@ -88,9 +101,14 @@ def test_an_empty_filter_is_reused_per_language_and_a_typed_one_is_not(
 def test_a_reused_row_is_the_row_rendered_afresh(client, emulator, user_credentials, monkeypatch):
     key_id = connected_with_key(client, emulator, user_credentials)
     client.post(key_url(key_id, "disable"), row_post(key_id, "ci-runner"), headers=HTMX)
+    note = {"purpose": "deploys the shop", "ticket": "T-1", "owner": "", "review_by": ""}
+    client.post(
+        key_url(key_id, "note"), row_post(key_id, "ci-runner", disabled=True, **note), headers=HTMX
+    )
     client.get(KEYS_URL, headers=HTMX)
 
     reused = client.get(KEYS_URL, headers=HTMX).content.decode()
+    assert "deploys the shop" in reused
     monkeypatch.setattr(keyrows, "_plain", lambda value: False)
     fresh = client.get(KEYS_URL, headers=HTMX).content.decode()
 
