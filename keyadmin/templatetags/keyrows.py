@@ -2,15 +2,15 @@
 rendered once per worker, then reused.
 
 A list renders up to 20 rows, and rendering one through the template engine costs about 0.7 ms
-of CPU (translations, URLs, two forms), while the same key in the same state renders the same
-HTML every time, but for the two values that belong to this answer alone: the CSRF token and
-the form binding (keyadmin/keys/guards.py). The block is rendered with markers in their place,
-kept per worker, and each answer gets the markers replaced by its own token and binding; a block
-never carries another answer's. Kept only when every `vary` value is plain (None, bool, int,
-str, date), else rendered afresh. The language, time zone, URL configuration and script prefix are
-part of the key too. What depends on more (the note cell, the rotate form with its nonce, an
-error) stays outside the blocks. Key names are page content, not secrets; the secret of a new
-key is never inside a row.
+of CPU (translations, URLs, forms, the note cell) or more, while the same key in the same state
+renders the same HTML every time, but for the values that belong to this answer alone: the CSRF
+token, the form binding (keyadmin/keys/guards.py) and any context value named after `fill` (the
+rotate form's nonce). A block is rendered with markers in their place (random per process: no
+key name or id can contain them), kept per worker, and each answer gets the markers replaced by
+its own values: a block never carries another answer's token, binding or nonce. Kept only when
+every `vary` value is plain (None, bool, int, str, date), else rendered afresh (a refused form,
+an error). The language, time zone, URL configuration and script prefix are part of the key too.
+Key names and notes are page content, not secrets; the secret of a new key is never in a row.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ from django.utils.safestring import mark_safe
 
 register = template.Library()
 
-# Random per process: no key name or id can contain them by chance or design.
-_CSRF_MARK = f"csrf{secrets.token_hex(16)}"
-_BINDING_MARK = f"binding{secrets.token_hex(16)}"
 _MAX_ROWS = 2048  # about 3 KB each: a few MB per worker at most
 _rows: dict[tuple, str] = {}
 _lock = threading.Lock()
@@ -39,16 +36,27 @@ def _plain(value: object) -> bool:
     return value is None or isinstance(value, str | int | bool | date | datetime)
 
 
+# Context values that belong to one answer alone, in every block: rendered as markers, then
+# replaced by the answer's own (escaped) values.
+_PER_ANSWER = ("csrf_token", "form_binding")
+
+
 class SameRowNode(template.Node):
-    def __init__(self, nodelist: template.NodeList, vary: list[template.base.FilterExpression]):
+    def __init__(
+        self,
+        nodelist: template.NodeList,
+        vary: list[template.base.FilterExpression],
+        fill: tuple[str, ...] = (),
+    ):
         self.nodelist = nodelist
         self.vary = vary
+        self.per_answer = (*_PER_ANSWER, *fill)
+        self.marks = {name: f"{name}{secrets.token_hex(16)}" for name in self.per_answer}
 
     def render(self, context: template.Context) -> str:
         values = tuple(expression.resolve(context) for expression in self.vary)
-        csrf_token = context.get("csrf_token")
-        binding = context.get("form_binding")
-        if not all(_plain(value) for value in values) or not csrf_token or not binding:
+        own = {name: context.get(name) for name in self.per_answer}
+        if not all(_plain(value) for value in values) or not all(own.values()):
             return self.nodelist.render(context)
         key = (
             id(self),
@@ -60,25 +68,28 @@ class SameRowNode(template.Node):
         )
         html = _rows.get(key)
         if html is None:
-            with context.push(csrf_token=_CSRF_MARK, form_binding=_BINDING_MARK):
+            with context.push(**self.marks):
                 html = self.nodelist.render(context)
             with _lock:
                 if len(_rows) >= _MAX_ROWS:
                     _rows.clear()
                 _rows[key] = html
-        # The template escaped the row; the markers are replaced by escaped values.
-        return mark_safe(  # noqa: S308  # nosec B308 B703
-            html.replace(_CSRF_MARK, conditional_escape(str(csrf_token))).replace(
-                _BINDING_MARK, conditional_escape(str(binding))
-            )
-        )
+        for name, mark in self.marks.items():
+            html = html.replace(mark, conditional_escape(str(own[name])))
+        # The template escaped the block; the markers are replaced by escaped values.
+        return mark_safe(html)  # noqa: S308  # nosec B308 B703
 
 
 @register.tag
 def samerow(parser: template.base.Parser, token: template.base.Token) -> SameRowNode:
+    """{% samerow vary... [fill name...] %}: `fill` names more per-answer context values."""
     bits = token.split_contents()[1:]
+    fill: tuple[str, ...] = ()
+    if "fill" in bits:
+        at = bits.index("fill")
+        bits, fill = bits[:at], tuple(bits[at + 1 :])
     if not bits:
         raise template.TemplateSyntaxError("samerow needs the values the row depends on")
     nodelist = parser.parse(("endsamerow",))
     parser.delete_first_token()
-    return SameRowNode(nodelist, [parser.compile_filter(bit) for bit in bits])
+    return SameRowNode(nodelist, [parser.compile_filter(bit) for bit in bits], fill)
