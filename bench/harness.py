@@ -41,6 +41,8 @@ CSRF_COOKIE = "__Host-csrftoken"
 KEYS = "/keys/"
 CREATE = "/keys/new/"
 SIGNIN = "/appservices/sign-in/"
+ACT_FOR_START = "/appservices/act-for/"
+ACT_FOR_END = "/appservices/act-for/end/"
 CLIENT_API = "/api/client/v2.0"
 
 # Variables that would change what the server under test does; the harness sets its own
@@ -101,6 +103,7 @@ SSO_ENV = {
     "KEYADMIN_ROLE_GROUPS_VIEWER": "keyadmin-viewers",
     "KEYADMIN_ROLE_GROUPS_OPERATOR": "keyadmin-operators",
     "KEYADMIN_ROLE_GROUPS_AUDITOR": "keyadmin-auditors",
+    "KEYADMIN_ROLE_GROUPS_ACT_FOR": "keyadmin-act-for",
 }
 
 
@@ -422,8 +425,35 @@ class StaffClient:
         data = {"name": key.name, "disabled": "true" if key.disabled else "false", "confirm": "1"}
         return self.request("POST", f"/keys/{key.id}/delete/", htmx=True, data=data)
 
+    def edit_note(self, key: Key, purpose: str) -> requests.Response:
+        """The row's "Edit note" form: keyadmin's own table, no App Services request."""
+        data = {
+            "name": key.name,
+            "disabled": "true" if key.disabled else "false",
+            "purpose": purpose,
+            "ticket": "",
+            "owner": "",
+            "review_by": "",
+        }
+        return self.request("POST", f"/keys/{key.id}/note/", htmx=True, data=data)
+
     def key_detail(self, key: Key) -> requests.Response:
         return self.request("GET", f"/keys/{key.id}/")  # a link: a full page
+
+    def act_for_start(self, app: str, customer_id: str, ticket: str) -> requests.Response:
+        """The sign-in page's act-for form (a plain form POST, answered with a redirect)."""
+        data = {
+            "csrfmiddlewaretoken": self.csrf_token,
+            "app": app,
+            "customer_id": customer_id,
+            "ticket": ticket,
+            "minutes": "15",
+        }
+        return self.request("POST", ACT_FOR_START, data=data)
+
+    def act_for_end(self) -> requests.Response:
+        """The acting banner's "End now" (bound to the acting connection, like every form)."""
+        return self.request("POST", ACT_FOR_END, data={"csrfmiddlewaretoken": self.csrf_token})
 
     def close(self) -> None:
         self.http.close()
@@ -501,6 +531,15 @@ def check_toggled(response: requests.Response, key: Key, disabled: bool) -> str 
         return f"toggle {key.name}: row {rows(html)} is not the key with disabled={disabled}"
     if _NOTICE not in html:
         return f"toggle {key.name}: no notice"
+    return None
+
+
+def check_note_saved(response: requests.Response, key: Key, purpose: str) -> str | None:
+    html = response.text
+    if response.status_code != 200 or not html.lstrip().startswith(f'<tr id="key-{key.id}"'):
+        return f"note {key.name}: HTTP {response.status_code}, not the row fragment"
+    if f'<p class="note-purpose">{purpose}</p>' not in html or _NOTICE not in html:
+        return f"note {key.name}: the row does not show the note, or no notice"
     return None
 
 

@@ -300,7 +300,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: it counts every answer, the https redirects and refusals of the others included.
+    # First: its Server-Timing `app` figure covers every other middleware (keyadmin/timing.py).
+    "keyadmin.timing.server_timing",
+    # Next: it counts every answer, the https redirects and refusals of the others included
+    # (server_timing makes none of its own).
     "keyadmin.metrics.http_requests",
     "django.middleware.security.SecurityMiddleware",
     "keyadmin.middleware.request_id",
@@ -329,7 +332,9 @@ WSGI_APPLICATION = "keyadmin.wsgi.application"
 
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Django's backend, with renders timed for Server-Timing (keyadmin/timing.py).
+        "BACKEND": "keyadmin.timing.TimedDjangoTemplates",
+        "NAME": "django",  # the alias Django's own backend has, which code looks up by
         "DIRS": [BASE_DIR / "templates"],
         "OPTIONS": {
             "context_processors": [
@@ -407,7 +412,8 @@ DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Tokens live in the session, so it must be server-side (never signed cookies).
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Django's database sessions, each row read without the ORM's per-call overhead.
+SESSION_ENGINE = "keyadmin.sessions"
 SESSION_COOKIE_AGE = int(envfloat("KEYADMIN_SESSION_SECONDS", 10 * 60 * 60))  # one shift
 # A staff session unused for this long ends (App Services token revoked), whatever its age.
 KEYADMIN_SESSION_IDLE_SECONDS = int(envfloat("KEYADMIN_SESSION_IDLE_SECONDS", 30 * 60))

@@ -240,6 +240,7 @@ class _Watchdog:
         self._wake = threading.Condition()
         self._calls: set[_Deadline] = set()
         self._thread: threading.Thread | None = None
+        self._wakes_at = 0.0  # when the thread next looks, on its own (monotonic)
 
     @contextlib.contextmanager
     def watching(self, deadline: _Deadline) -> Iterator[None]:
@@ -250,7 +251,11 @@ class _Watchdog:
                     target=self._run, name="appservices-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._wake.notify()
+            elif deadline.at < self._wakes_at:
+                # Woken only when this deadline comes before the one it waits for: every call
+                # has the same budget, so under load that is about once per APPSERVICES_DEADLINE,
+                # not a thread switch per call.
+                self._wake.notify()
         _current.deadline = deadline
         try:
             yield
@@ -301,7 +306,9 @@ class _Watchdog:
                     return
                 if self._calls:
                     idle_since = now
-                self._wake.wait(min(pending) - now if pending else self.IDLE_SECONDS)
+                timeout = min(pending) - now if pending else self.IDLE_SECONDS
+                self._wakes_at = now + timeout
+                self._wake.wait(timeout)
 
 
 _current = threading.local()

@@ -6,13 +6,15 @@ has verified an identity (middleware, OIDC callback, development sign-in).
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import BaseBackend
+
+from keyadmin import hotreads
 
 STAFF_BACKEND = "keyadmin.sso.backends.StaffBackend"
 
 
 class StaffBackend(BaseBackend):
     def get_user(self, user_id):
-        user = get_user_model().objects.select_related("staff").filter(pk=user_id).first()
+        # Every request: the user and its Staff row in one prepared read (keyadmin.hotreads).
+        user = hotreads.staff_user(user_id)
         return user if user is not None and user.is_active else None

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 
 from keyadmin import audit
 from keyadmin.sso import access, session, staff
@@ -37,12 +37,19 @@ logger = logging.getLogger(__name__)
 EXEMPT_URL_NAMES = ("sso:jwks", "sso:signed-out", "healthz", "readyz", "metrics")
 
 
-def _exempt_paths() -> set[str]:
-    paths = set()
-    for name in EXEMPT_URL_NAMES:
-        with contextlib.suppress(NoReverseMatch):  # keyadmin.sso.urls not included
-            paths.add(reverse(name))
-    return paths
+_exempt_by_urlconf: dict[tuple[str | None, str], frozenset[str]] = {}
+
+
+def _exempt_paths() -> frozenset[str]:
+    # Reversed once per URL configuration and script prefix, not on every request.
+    where = (get_urlconf(), get_script_prefix())
+    if where not in _exempt_by_urlconf:
+        paths = set()
+        for name in EXEMPT_URL_NAMES:
+            with contextlib.suppress(NoReverseMatch):  # keyadmin.sso.urls not included
+                paths.add(reverse(name))
+        _exempt_by_urlconf[where] = frozenset(paths)
+    return _exempt_by_urlconf[where]
 
 
 def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):

@@ -1,0 +1,126 @@
+"""The two reads every signed-in request makes, without the ORM's per-call query building.
+
+Every request loads its session row and its staff user (with the Staff row). Through the ORM
+each costs more in building and compiling the query than in the database (measured: 0.40 ms
+and 0.87 ms of CPU against 0.03 ms for the statement on SQLite). Here the statements are written
+once from the models' own metadata and read back through the same converters Django applies,
+so the answer is what the ORM would give, read from the database on every request as before:
+nothing is cached, a deactivated user or an ended session counts at once.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.db import connections, router
+from django.utils import timezone
+
+from keyadmin.models import Staff
+
+
+def _columns(model, table_alias: str, connection) -> list[str]:
+    quote = connection.ops.quote_name
+    return [f"{quote(table_alias)}.{quote(field.column)}" for field in model._meta.concrete_fields]
+
+
+def _converters(model, connection) -> list[list]:
+    """For each concrete field, what Django applies to the raw value it reads (SQLCompiler)."""
+    found = []
+    for field in model._meta.concrete_fields:
+        column = field.get_col(model._meta.db_table)
+        found.append(
+            [
+                *connection.ops.get_db_converters(column),
+                *field.get_db_converters(connection),
+            ]
+        )
+    return found
+
+
+def _instance(model, alias: str, converters: list[list], values, connection):
+    converted = []
+    for value, field_converters, field in zip(
+        values, converters, model._meta.concrete_fields, strict=True
+    ):
+        column = field.get_col(model._meta.db_table)
+        for converter in field_converters:
+            value = converter(value, column, connection)
+        converted.append(value)
+    names = [field.attname for field in model._meta.concrete_fields]
+    return model.from_db(alias, names, converted)
+
+
+class _StaffUserRead:
+    """SELECT user, staff FROM user LEFT JOIN staff WHERE user.id = %s, built per database."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, tuple[str, list[list], list[list]]] = {}
+
+    def _build(self, alias: str):
+        if alias not in self._built:
+            connection = connections[alias]
+            user_model = get_user_model()
+            quote = connection.ops.quote_name
+            user_table, staff_table = user_model._meta.db_table, Staff._meta.db_table
+            user_pk = user_model._meta.pk.column
+            staff_user = Staff._meta.get_field("user").column
+            columns = _columns(user_model, user_table, connection) + _columns(
+                Staff, staff_table, connection
+            )
+            user_id = f"{quote(user_table)}.{quote(user_pk)}"
+            # Names from the models' metadata, quoted; the one value is a parameter.
+            sql = (
+                f"SELECT {', '.join(columns)} FROM {quote(user_table)} "  # noqa: S608  # nosec B608
+                f"LEFT OUTER JOIN {quote(staff_table)} "
+                f"ON {quote(staff_table)}.{quote(staff_user)} = {user_id} "
+                f"WHERE {user_id} = %s"
+            )
+            self._built[alias] = (
+                sql,
+                _converters(user_model, connection),
+                _converters(Staff, connection),
+            )
+        return self._built[alias]
+
+    def __call__(self, user_id):
+        """The user with `user_id` and its `staff` loaded (None if it has no Staff row), or None."""
+        user_model = get_user_model()
+        alias = router.db_for_read(user_model)
+        sql, user_converters, staff_converters = self._build(alias)
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [user_model._meta.pk.get_db_prep_value(user_id, connection)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        width = len(user_model._meta.concrete_fields)
+        user = _instance(user_model, alias, user_converters, row[:width], connection)
+        staff = None
+        if row[width] is not None:  # Staff's primary key: NULL when the join found no row
+            staff = _instance(Staff, alias, staff_converters, row[width:], connection)
+            staff._state.fields_cache["user"] = user
+        # What select_related("staff") leaves behind: user.staff answers without a query.
+        user._state.fields_cache[Staff._meta.get_field("user").remote_field.cache_name] = staff
+        return user
+
+
+staff_user = _StaffUserRead()
+
+
+def session_data(session_key: str) -> str | None:
+    """The encoded data of the session `session_key` if it exists and has not expired."""
+    alias = router.db_for_read(Session)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = Session._meta
+    sql = (
+        f"SELECT {quote(meta.get_field('session_data').column)} "  # noqa: S608  # nosec B608
+        f"FROM {quote(meta.db_table)} "
+        f"WHERE {quote(meta.get_field('session_key').column)} = %s "
+        f"AND {quote(meta.get_field('expire_date').column)} > %s"
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [session_key, now])
+        row = cursor.fetchone()
+    return row[0] if row else None
