@@ -30,7 +30,10 @@ from tests.support import (
     row_post,
 )
 
-TODAY = timezone.localdate()
+
+def today():
+    # Asked in each test, never at import: a run that crosses midnight must not compare days.
+    return timezone.localdate()
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def test_the_create_form_proposes_the_app_s_review_date(
 
     page = client.get(KEYS_URL).content.decode()
 
-    due = (TODAY + timedelta(days=90)).isoformat()
+    due = (today() + timedelta(days=90)).isoformat()
     assert re.search(rf'<input type="date" name="review_by" value="{due}"', page)
     assert 'name="purpose"' in page and 'name="ticket"' in page
 
@@ -74,7 +77,7 @@ def test_a_key_created_with_a_note_has_it_at_once_and_audited(
 ):
     connected(client, user_credentials)
     emulator.reset_stats()
-    due = TODAY + timedelta(days=90)
+    due = today() + timedelta(days=90)
 
     response = client.post(
         CREATE_URL,
@@ -112,9 +115,9 @@ def test_the_create_form_refuses_a_secret_in_its_note(client, emulator, user_cre
 def test_badges_header_count_and_the_server_filter(client, emulator, user_credentials):
     late = connected_with_key(client, emulator, user_credentials, "late")
     soon, later = create_key(client, "soon"), create_key(client, "later")
-    note(client, late, "late", TODAY - timedelta(days=1))
-    note(client, soon, "soon", TODAY + timedelta(days=3))
-    note(client, later, "later", TODAY + timedelta(days=60))
+    note(client, late, "late", today() - timedelta(days=1))
+    note(client, soon, "soon", today() + timedelta(days=3))
+    note(client, later, "later", today() + timedelta(days=60))
     emulator.reset_stats()
 
     page = client.get(KEYS_URL).content.decode()
@@ -141,7 +144,7 @@ def test_reviewed_moves_the_date_on_by_the_period_with_no_upstream_request(
     client, emulator, user_credentials, review_period
 ):
     key_id = connected_with_key(client, emulator, user_credentials)
-    note(client, key_id, "ci-runner", TODAY - timedelta(days=5))
+    note(client, key_id, "ci-runner", today() - timedelta(days=5))
     emulator.reset_stats()
 
     response = client.post(key_url(key_id, "reviewed"), row_post(key_id, "ci-runner"), headers=HTMX)
@@ -150,13 +153,13 @@ def test_reviewed_moves_the_date_on_by_the_period_with_no_upstream_request(
     assert emulator.request_count() == 0
     html = response.content.decode()
     assert html.lstrip().startswith(f'<tr id="key-{key_id}"')
-    after = TODAY + timedelta(days=90)
+    after = today() + timedelta(days=90)
     assert KeyNote.objects.get(key_id=key_id).review_by == after
     assert f"the next review is due on {after:%Y-%m-%d}" in visible(html)
     assert 'data-review=""' in html
     event = AuditEvent.objects.get(action="reviewed")
     assert event.changes == {
-        "review_by": [(TODAY - timedelta(days=5)).isoformat(), after.isoformat()]
+        "review_by": [(today() - timedelta(days=5)).isoformat(), after.isoformat()]
     }
     assert event.key_id == key_id
 
@@ -165,20 +168,20 @@ def test_reviewed_without_a_period_moves_the_date_by_the_default(
     client, emulator, user_credentials
 ):
     key_id = connected_with_key(client, emulator, user_credentials)
-    note(client, key_id, "ci-runner", TODAY)
+    note(client, key_id, "ci-runner", today())
 
     client.post(key_url(key_id, "reviewed"), row_post(key_id, "ci-runner"))
 
-    expected = TODAY + timedelta(days=REVIEW_DAYS_WITHOUT_PERIOD)
+    expected = today() + timedelta(days=REVIEW_DAYS_WITHOUT_PERIOD)
     assert KeyNote.objects.get(key_id=key_id).review_by == expected
 
 
 def test_review_states():
-    assert review_state(None, TODAY) == ""
-    assert review_state(TODAY - timedelta(days=1), TODAY) == "overdue"
-    assert review_state(TODAY, TODAY) == "due"
-    assert review_state(TODAY + timedelta(days=14), TODAY) == "due"
-    assert review_state(TODAY + timedelta(days=15), TODAY) == ""
+    assert review_state(None, today()) == ""
+    assert review_state(today() - timedelta(days=1), today()) == "overdue"
+    assert review_state(today(), today()) == "due"
+    assert review_state(today() + timedelta(days=14), today()) == "due"
+    assert review_state(today() + timedelta(days=15), today()) == ""
 
 
 # --- the scheduled report ---
@@ -198,25 +201,25 @@ def test_overdue_keys_lists_the_overdue_notes_of_one_app_as_csv_and_json(setting
         key_id="65a1b2c3d4e5f60718293a4b",
         purpose="Billing export",
         ticket="SUP-7",
-        review_by=TODAY - timedelta(days=3),
+        review_by=today() - timedelta(days=3),
     )
     KeyNote.objects.create(
         app_id=app.app_id,
         appservices_user_id="u1",
         key_id="65a1b2c3d4e5f60718293a4c",
-        review_by=TODAY + timedelta(days=3),
+        review_by=today() + timedelta(days=3),
     )
     KeyNote.objects.create(
         app_id="another-app",
         appservices_user_id="u1",
         key_id="65a1b2c3d4e5f60718293a4d",
-        review_by=TODAY - timedelta(days=3),
+        review_by=today() - timedelta(days=3),
     )
     KeyNote.objects.create(
         app_id=app.app_id,
         appservices_user_id="u1",
         key_id="65a1b2c3d4e5f60718293a4e",
-        review_by=TODAY - timedelta(days=3),
+        review_by=today() - timedelta(days=3),
         missing_since=timezone.now(),
     )
 
