@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from keyadmin.appservices import MAX_KEY_NAME_LENGTH, ApiKey
 from keyadmin.appservices.apps import AppConfig
@@ -78,6 +79,18 @@ class NotedKey(ApiKey):
     @property
     def superseded_by(self) -> str:
         return self.note.superseded_by if self.note else ""
+
+    @property
+    def row_query(self) -> str:
+        """What a row's "Edit note" and "Rotate" links send, as row forms post it: the state the
+        page shows (display only) and the successor name free among the listed keys."""
+        return urlencode(
+            {
+                "name": self.name,
+                "disabled": "true" if self.disabled else "false",
+                "to": self.rotate_to,
+            }
+        )
 
 
 def review_state(review_by: date | None, today: date) -> str:

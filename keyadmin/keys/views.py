@@ -160,8 +160,6 @@ def _render_keys(
         and OPERATOR in roles_of(request.user)
     )
     context = _bound(request, context, create_form=with_create_form)
-    if OPERATOR in roles_of(request.user):
-        context["keys"] = [with_rotate_nonce(request, key) for key in keys]
     template = f"{KEYS}#key-table" if request.htmx else KEYS
     return render(request, template, context, status=status)
 
