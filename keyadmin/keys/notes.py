@@ -81,6 +81,24 @@ class NotedKey(ApiKey):
         return self.note.superseded_by if self.note else ""
 
     @property
+    def shown(self) -> tuple:
+        """Everything of this key that its row shows besides id, name and state, as plain values:
+        what a reused row ({% samerow %}) is kept for; cheaper than a dozen template lookups."""
+        note, made = self.note, self.provenance
+        return (
+            self.review,
+            self.superseded_by,
+            self.successor_name,
+            self.rotate_to,
+            *(
+                (note.purpose, note.ticket, note.owner, note.review_by, note.supersedes)
+                if note
+                else ()
+            ),
+            *((made.staff, made.at, made.ticket) if made else ()),
+        )
+
+    @property
     def row_query(self) -> str:
         """What a row's "Edit note" and "Rotate" links send, as row forms post it: the state the
         page shows (display only) and the successor name free among the listed keys."""
@@ -170,6 +188,12 @@ def annotate(connection: Connection, keys: list[ApiKey]) -> list[NotedKey]:
     ids = [key.id for key in keys]
     notes = {note.key_id: note for note in notes_of(connection).filter(key_id__in=ids)}
     made = _provenance(connection, ids)
+    return _noted(keys, notes, made)
+
+
+def _noted(
+    keys: list[ApiKey], notes: dict[str, KeyNote], made: dict[str, Provenance]
+) -> list[NotedKey]:
     names = {key.id: key.name for key in keys}
     taken = set(names.values())
     today = timezone.localdate()
