@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from keyadmin import hotreads
 from keyadmin.appservices import MAX_KEY_NAME_LENGTH, ApiKey
 from keyadmin.appservices.apps import AppConfig
 from keyadmin.appservices.connection import Connection
@@ -189,6 +190,18 @@ def annotate(connection: Connection, keys: list[ApiKey]) -> list[NotedKey]:
     notes = {note.key_id: note for note in notes_of(connection).filter(key_id__in=ids)}
     made = _provenance(connection, ids)
     return _noted(keys, notes, made)
+
+
+def annotate_one(connection: Connection, key: ApiKey) -> NotedKey:
+    """One key (a row action's row) as `annotate` makes it, read in one statement."""
+    note, made = hotreads.key_note(
+        connection.app_id, connection.user_id, key.id, _MADE_BY_KEYADMIN, AuditEvent.Outcome.OK
+    )
+    provenance = {}
+    if made is not None:
+        staff, at, ticket, action = made
+        provenance[key.id] = Provenance(staff, at, ticket, action == AuditEvent.Action.ROTATE)
+    return _noted([key], {key.id: note} if note is not None else {}, provenance)[0]
 
 
 def _noted(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html as htmllib
 import re
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -13,7 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from keyadmin.appservices import UserSession
+from keyadmin.appservices import ApiKey, UserSession
+from keyadmin.appservices.connection import SESSION_KEY
+from keyadmin.keys import notes
 from keyadmin.keys.notes import looks_like_secret
 from keyadmin.models import AuditEvent, KeyNote
 from tests.keys.actfor_support import stored_refresh_token
@@ -330,3 +333,24 @@ def test_a_note_form_asked_for_by_another_user_s_page_is_not_given(client, emula
     html = response.content.decode()
     assert "did not act" in visible(html)
     assert "<form" not in html
+
+
+def test_one_row_reads_what_the_list_reads_in_one_query(client, emulator, user_credentials):
+    key_id = connected_with_key(client, emulator, user_credentials)
+    save(client, key_id, purpose="Nightly CI", ticket="SUP-5")
+    hostname, refresh = stored_refresh_token(client)
+    outside = UserSession(hostname, refresh, allowed_hosts=("127.0.0.1",)).create_api_key("outer")
+    stored = client.session[SESSION_KEY]
+    connected = SimpleNamespace(app_id=stored["app_id"], user_id=stored["user_id"])
+
+    for key in (ApiKey(key_id, "ci-runner", False), ApiKey(outside.id, "outer", False)):
+        with CaptureQueriesContext(connection) as queries:
+            one = notes.annotate_one(connected, key)
+        listed = notes.annotate(connected, [key])[0]
+        assert len(queries) == 1
+        assert (one.note and one.note.pk, one.provenance, one.shown) == (
+            listed.note and listed.note.pk,
+            listed.provenance,
+            listed.shown,
+        )
+    assert one.provenance is None and one.note is None  # made outside keyadmin, no note
