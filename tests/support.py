@@ -5,6 +5,7 @@ Plain functions rather than fixtures, so each view test file imports what it use
 
 from __future__ import annotations
 
+import html
 import re
 from types import SimpleNamespace
 
@@ -89,6 +90,17 @@ def current_binding(client) -> str:
     acting = stored.get("acting")
     acting = SimpleNamespace(**acting) if isinstance(acting, dict) else None
     return form_binding(SimpleNamespace(**{**stored, "acting": acting}))
+
+
+def opened_form(client, page: str, key_id: str, form: str, headers=None) -> str:
+    """The answer to a row's "note" or "rotate" button in `page` (its link: with `headers=HTMX`
+    as htmx fetches it, else the page a browser without JavaScript opens)."""
+    row = re.search(rf'<tr id="key-{key_id}".*?</tr>', page, flags=re.DOTALL).group(0)
+    link = re.search(rf'href="(/keys/{key_id}/{form}/[^"]*)"', row)
+    assert link, row
+    response = client.get(html.unescape(link.group(1)), headers=headers)
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 class FormClient(Client):

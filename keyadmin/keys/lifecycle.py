@@ -8,6 +8,8 @@ two keys in their notes and in one ROTATE audit row naming both.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -15,17 +17,18 @@ from django.utils import formats
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from keyadmin import appservices, audit
 from keyadmin.keys import notes, resubmit
-from keyadmin.keys.forms import NoteForm, RotateKeyForm
+from keyadmin.keys.forms import NoteForm, RotateKeyForm, posted_key_name
 from keyadmin.keys.guards import (
     NAME_ERRORS,
     HtmxHttpRequest,
     app_role_required,
     appservices_required,
     bound_form,
+    check_binding,
     upstream_errors,
 )
 from keyadmin.keys.views import (
@@ -65,12 +68,67 @@ def _note_refused(request: HtmxHttpRequest, key_id: str, form: NoteForm) -> Http
     return render(request, "keyadmin/row-page.html", context)
 
 
-@require_POST
+# --- a row's form, opened: "Edit note" and "Rotate" ---
+
+
+@never_cache
+@role_required(OPERATOR)
+@appservices_required
+@app_role_required(OPERATOR)
+def _open_form(request: HtmxHttpRequest, key_id: str, *, rotate: bool) -> HttpResponse:
+    """The row with its note or rotate form open: nothing upstream, nothing written.
+
+    A list carries a button per row instead of two forms. The row's state comes from the link,
+    as row forms post it (display only); the form is bound to the connection like every other
+    one, and with htmx only to the one the page was rendered for (its binding header): under
+    another user's heading it would act on someone the page does not show.
+    """
+    label = posted_key_name(request.GET.get("name")) or key_id
+    if request.htmx:
+        stale = check_binding(request)
+        if stale is not None:
+            context = {"stale": stale, "key_id": key_id, "label": label}
+            return render(request, f"{KEYS}#stale-row", context)
+    shown = appservices.ApiKey(
+        id=key_id,
+        name=posted_key_name(request.GET.get("name")),
+        disabled=request.GET.get("disabled") == "true",
+    )
+    key = _noted(request, shown)
+    suggested = posted_key_name(request.GET.get("to"))
+    if suggested:
+        key = replace(key, rotate_to=suggested)
+    if rotate:
+        key = with_rotate_nonce(request, key)
+    context = _bound(request, {"key": key, "rotate_open": rotate, "note_open": not rotate})
+    if request.htmx:
+        return render(request, f"{KEYS}#key-row", context)
+    context["page_title"] = _("Rotate a key") if rotate else _("Edit the note")
+    return render(request, "keyadmin/row-page.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def edit_note(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
+    if request.method == "GET":
+        return _open_form(request, key_id, rotate=False)
+    return _save_note(request, key_id=key_id)
+
+
+@require_http_methods(["GET", "POST"])
+def rotate_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
+    if request.method == "GET":
+        return _open_form(request, key_id, rotate=True)
+    return _rotate(request, key_id=key_id)
+
+
+# --- note ---
+
+
 @role_required(OPERATOR)
 @appservices_required
 @app_role_required(OPERATOR)
 @bound_form("note")
-def edit_note(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
+def _save_note(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     form = NoteForm(request.POST)
     if not form.is_valid():
         return _note_refused(request, key_id, form)
@@ -190,7 +248,6 @@ def _lost_rotate(
 
 
 @sensitive_post_parameters()
-@require_POST
 @never_cache
 @role_required(OPERATOR)
 @appservices_required
@@ -198,7 +255,7 @@ def _lost_rotate(
 @bound_form("rotate")
 @upstream_errors(_rotate_failed, "rotate")
 @sensitive_variables()
-def rotate_key(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
+def _rotate(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     # Like create: the answer is the only place the successor's secret ever exists on our side.
     session = _manageable(request)
     form = RotateKeyForm(request.POST)

@@ -15,7 +15,9 @@ from datetime import date, datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.http import urlencode
 
+from keyadmin import hotreads
 from keyadmin.appservices import MAX_KEY_NAME_LENGTH, ApiKey
 from keyadmin.appservices.apps import AppConfig
 from keyadmin.appservices.connection import Connection
@@ -78,6 +80,36 @@ class NotedKey(ApiKey):
     @property
     def superseded_by(self) -> str:
         return self.note.superseded_by if self.note else ""
+
+    @property
+    def shown(self) -> tuple:
+        """Everything of this key that its row shows besides id, name and state, as plain values:
+        what a reused row ({% samerow %}) is kept for; cheaper than a dozen template lookups."""
+        note, made = self.note, self.provenance
+        return (
+            self.review,
+            self.superseded_by,
+            self.successor_name,
+            self.rotate_to,
+            *(
+                (note.purpose, note.ticket, note.owner, note.review_by, note.supersedes)
+                if note
+                else ()
+            ),
+            *((made.staff, made.at, made.ticket) if made else ()),
+        )
+
+    @property
+    def row_query(self) -> str:
+        """What a row's "Edit note" and "Rotate" links send, as row forms post it: the state the
+        page shows (display only) and the successor name free among the listed keys."""
+        return urlencode(
+            {
+                "name": self.name,
+                "disabled": "true" if self.disabled else "false",
+                "to": self.rotate_to,
+            }
+        )
 
 
 def review_state(review_by: date | None, today: date) -> str:
@@ -157,6 +189,24 @@ def annotate(connection: Connection, keys: list[ApiKey]) -> list[NotedKey]:
     ids = [key.id for key in keys]
     notes = {note.key_id: note for note in notes_of(connection).filter(key_id__in=ids)}
     made = _provenance(connection, ids)
+    return _noted(keys, notes, made)
+
+
+def annotate_one(connection: Connection, key: ApiKey) -> NotedKey:
+    """One key (a row action's row) as `annotate` makes it, read in one statement."""
+    note, made = hotreads.key_note(
+        connection.app_id, connection.user_id, key.id, _MADE_BY_KEYADMIN, AuditEvent.Outcome.OK
+    )
+    provenance = {}
+    if made is not None:
+        staff, at, ticket, action = made
+        provenance[key.id] = Provenance(staff, at, ticket, action == AuditEvent.Action.ROTATE)
+    return _noted([key], {key.id: note} if note is not None else {}, provenance)[0]
+
+
+def _noted(
+    keys: list[ApiKey], notes: dict[str, KeyNote], made: dict[str, Provenance]
+) -> list[NotedKey]:
     names = {key.id: key.name for key in keys}
     taken = set(names.values())
     today = timezone.localdate()

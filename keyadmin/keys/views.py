@@ -84,8 +84,8 @@ def _label(key: ApiKey) -> str:
 
 
 def _noted(request: HtmxHttpRequest, key: ApiKey) -> notes.NotedKey:
-    """One row's key with its note and provenance (two queries, none upstream)."""
-    return notes.annotate(request.connection, [key])[0]
+    """One row's key with its note and provenance (one query, none upstream)."""
+    return notes.annotate_one(request.connection, key)
 
 
 def with_rotate_nonce(request: HtmxHttpRequest, key: notes.NotedKey) -> notes.NotedKey:
@@ -160,8 +160,6 @@ def _render_keys(
         and OPERATOR in roles_of(request.user)
     )
     context = _bound(request, context, create_form=with_create_form)
-    if OPERATOR in roles_of(request.user):
-        context["keys"] = [with_rotate_nonce(request, key) for key in keys]
     template = f"{KEYS}#key-table" if request.htmx else KEYS
     return render(request, template, context, status=status)
 

@@ -1,16 +1,17 @@
-"""`{% samerow vary... %}...{% endsamerow %}`: the parts of a key row that only the key decides,
-rendered once per worker, then reused.
+"""`{% samerow vary... %}...{% endsamerow %}`: a key row's cells, rendered once per worker for
+the same `vary` values, then reused.
 
-A list renders up to 20 rows, and rendering one through the template engine costs about 0.7 ms
-of CPU (translations, URLs, forms, the note cell) or more, while the same key in the same state
+A list renders up to 20 rows, and rendering one through the template engine costs about 1 ms of
+CPU (translations, URLs, the note cell, its provenance), while the same key in the same state
 renders the same HTML every time, but for the values that belong to this answer alone: the CSRF
-token, the form binding (keyadmin/keys/guards.py) and any context value named after `fill` (the
-rotate form's nonce). A block is rendered with markers in their place (random per process: no
-key name or id can contain them), kept per worker, and each answer gets the markers replaced by
-its own values: a block never carries another answer's token, binding or nonce. Kept only when
-every `vary` value is plain (None, bool, int, str, date), else rendered afresh (a refused form,
-an error). The language, time zone, URL configuration and script prefix are part of the key too.
-Key names and notes are page content, not secrets; the secret of a new key is never in a row.
+token and the form binding (keyadmin/keys/guards.py). A block is rendered with markers in their
+place (random per process: no key name or id can contain them), kept per worker, and each
+answer gets the markers replaced by its own values: a block never carries another answer's
+token or binding. Kept only when every `vary` value is plain (None, bool, int, str, date, or a
+tuple of them), else rendered afresh (a refused form, an error). The language, time zone, URL
+configuration and script prefix are part of the key too. A row with a form open (a rotate
+nonce) is never put in a block (keys.html). Key names and notes are page content, not secrets;
+the secret of a new key is never in a row.
 """
 
 from __future__ import annotations
@@ -33,29 +34,25 @@ _lock = threading.Lock()
 
 
 def _plain(value: object) -> bool:
+    if isinstance(value, tuple):
+        return all(_plain(item) for item in value)
     return value is None or isinstance(value, str | int | bool | date | datetime)
 
 
-# Context values that belong to one answer alone, in every block: rendered as markers, then
-# replaced by the answer's own (escaped) values.
+# Context values that belong to one answer alone: rendered as markers, then replaced by the
+# answer's own (escaped) values.
 _PER_ANSWER = ("csrf_token", "form_binding")
 
 
 class SameRowNode(template.Node):
-    def __init__(
-        self,
-        nodelist: template.NodeList,
-        vary: list[template.base.FilterExpression],
-        fill: tuple[str, ...] = (),
-    ):
+    def __init__(self, nodelist: template.NodeList, vary: list[template.base.FilterExpression]):
         self.nodelist = nodelist
         self.vary = vary
-        self.per_answer = (*_PER_ANSWER, *fill)
-        self.marks = {name: f"{name}{secrets.token_hex(16)}" for name in self.per_answer}
+        self.marks = {name: f"{name}{secrets.token_hex(16)}" for name in _PER_ANSWER}
 
     def render(self, context: template.Context) -> str:
         values = tuple(expression.resolve(context) for expression in self.vary)
-        own = {name: context.get(name) for name in self.per_answer}
+        own = {name: context.get(name) for name in _PER_ANSWER}
         if not all(_plain(value) for value in values) or not all(own.values()):
             return self.nodelist.render(context)
         key = (
@@ -82,14 +79,9 @@ class SameRowNode(template.Node):
 
 @register.tag
 def samerow(parser: template.base.Parser, token: template.base.Token) -> SameRowNode:
-    """{% samerow vary... [fill name...] %}: `fill` names more per-answer context values."""
     bits = token.split_contents()[1:]
-    fill: tuple[str, ...] = ()
-    if "fill" in bits:
-        at = bits.index("fill")
-        bits, fill = bits[:at], tuple(bits[at + 1 :])
     if not bits:
         raise template.TemplateSyntaxError("samerow needs the values the row depends on")
     nodelist = parser.parse(("endsamerow",))
     parser.delete_first_token()
-    return SameRowNode(nodelist, [parser.compile_filter(bit) for bit in bits], fill)
+    return SameRowNode(nodelist, [parser.compile_filter(bit) for bit in bits])

@@ -164,16 +164,42 @@
     return stem.slice(0, 64 - suffix.length) + suffix;
   }
 
-  document.addEventListener('toggle', function (event) {
-    var details = event.target;
-    if (!details.matches || !details.matches('details.rotate') || !details.open) { return; }
-    var input = $('input[name="new_name"]', details);
-    if (!input || input.hasAttribute('data-edited') || !input.value) { return; }
-    var taken = rows().map(function (row) { return row.getAttribute('data-name'); });
-    var value = input.value;
-    while (taken.indexOf(value) >= 0) { value = nextName(value); }
-    input.value = value;
-  }, true);
+  /* A rotate form fetched into a row proposes a name free among the rows shown now: a key made
+     since the list came may have taken the one its link carried. */
+  function freeSuggestedNames() {
+    $$('input[data-suggested]').forEach(function (input) {
+      input.removeAttribute('data-suggested');
+      if (input.hasAttribute('data-edited') || !input.value) { return; }
+      var taken = rows().map(function (row) { return row.getAttribute('data-name'); });
+      var value = input.value;
+      while (taken.indexOf(value) >= 0) { value = nextName(value); }
+      input.value = value;
+    });
+  }
+  document.addEventListener('htmx:afterSwap', freeSuggestedNames);
+
+  /* A row's fetched form (Edit note, Rotate): Cancel or Escape closes it and gives the focus back
+     to the button that opened it. */
+  function closeRowForm(form) {
+    var row = form.closest('tr');
+    var opener = row && $('[data-opens-form="' + form.getAttribute('data-row-form') + '"]', row);
+    form.remove();
+    if (opener) {
+      opener.hidden = false;
+      opener.focus();
+    }
+  }
+  document.addEventListener('click', function (event) {
+    var cancel = event.target.closest && event.target.closest('[data-cancel-form]');
+    if (cancel && cancel.form) { closeRowForm(cancel.form); }
+  });
+  document.addEventListener('keydown', function (event) {
+    if (event.key !== 'Escape') { return; }
+    var form = event.target.closest && event.target.closest('form[data-row-form]');
+    if (!form) { return; }
+    event.preventDefault();
+    closeRowForm(form);
+  });
 
   /* htmx asks before every request: stop a create whose name we already know is refused. */
   document.addEventListener('htmx:confirm', function (event) {

@@ -127,7 +127,7 @@ def test_no_secret_is_left_anywhere(
     assert len(key_secrets) == 4
 
     # Away, Back, reload: the secrets are gone from the page and never reach web storage.
-    row(page, "audit-0").get_by_role("link", name="audit-0").click()
+    row(page, "audit-0").get_by_role("link", name="audit-0", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Key “audit-0”")
     page.go_back()
     expect(row(page, "audit-0")).to_be_visible()

@@ -100,3 +100,37 @@ def test_the_proposed_name_moves_on_when_a_key_made_since_took_it(
     row(page, "ci-runner").get_by_text("Rotate").click()
 
     expect(row(page, "ci-runner").get_by_label("Name of the new key")).to_have_value("ci-runner-3")
+
+
+def test_edit_note_and_rotate_open_in_the_row_and_give_the_focus_back(
+    keys_page, live_server, connected_client, emulator, axe
+):
+    seed(connected_client, "ci-runner")
+    page = open_keys(keys_page, live_server)
+    emulator.reset_stats()
+    key = row(page, "ci-runner")
+
+    key.get_by_role("link", name="Edit note of ci-runner").focus()
+    page.keyboard.press("Enter")
+    expect(row(page, "ci-runner").get_by_label("Purpose")).to_be_focused()
+    assert axe() == []  # the page with a note form open
+    page.keyboard.press("Escape")
+    expect(row(page, "ci-runner").get_by_label("Purpose")).to_have_count(0)
+    expect(
+        row(page, "ci-runner").get_by_role("link", name="Edit note of ci-runner")
+    ).to_be_focused()
+
+    row(page, "ci-runner").get_by_role("link", name="Rotate ci-runner").click()
+    expect(row(page, "ci-runner").get_by_label("Name of the new key")).to_be_focused()
+    row(page, "ci-runner").get_by_role("button", name="Cancel").click()
+    expect(row(page, "ci-runner").get_by_label("Name of the new key")).to_have_count(0)
+    expect(row(page, "ci-runner").get_by_role("link", name="Rotate ci-runner")).to_be_focused()
+    assert emulator.request_count() == 0  # opening a form asks App Services nothing
+
+    row(page, "ci-runner").get_by_role("link", name="Edit note of ci-runner").click()
+    row(page, "ci-runner").get_by_label("Purpose").fill("Nightly CI")
+    row(page, "ci-runner").get_by_role("button", name="Save note of ci-runner").click()
+    expect(row(page, "ci-runner")).to_contain_text("Nightly CI")
+    expect(
+        row(page, "ci-runner").get_by_role("link", name="Edit note of ci-runner")
+    ).to_be_focused()

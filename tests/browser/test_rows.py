@@ -70,7 +70,7 @@ def test_delete_asks_in_a_dialog_then_removes_the_row(
     expect(page.locator("#notices")).to_contain_text(
         f"Key “ci-runner” {of(user_credentials[0])} deleted."
     )
-    expect(row(page, "nightly").get_by_role("link")).to_be_focused()  # the next row
+    expect(row(page, "nightly").get_by_role("link", name="nightly", exact=True)).to_be_focused()
     assert emulator.request_count("keys_delete") == 1
     assert emulator.request_count() == 1
 
@@ -117,7 +117,7 @@ def test_the_row_link_opens_the_key_detail_page(keys_page, live_server, connecte
     page = open_keys(keys_page, live_server)
     assert axe() == []  # the keys page with a key in the table
 
-    row(page, "ci-runner").get_by_role("link", name="ci-runner").click()
+    row(page, "ci-runner").get_by_role("link", name="ci-runner", exact=True).click()
 
     expect(page).to_have_url(f"{live_server.url}/keys/{key_id}/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Key “ci-runner”")

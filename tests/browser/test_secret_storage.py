@@ -25,7 +25,7 @@ def test_the_secret_is_gone_after_back_and_after_a_reload(keys_page, live_server
     secret = create_in_browser(page, "backed-up")
     assert secret not in page.evaluate(STORAGE)  # not even while it is shown
 
-    row(page, "backed-up").get_by_role("link", name="backed-up").click()
+    row(page, "backed-up").get_by_role("link", name="backed-up", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Key “backed-up”")
     assert secret not in page.content()
 
@@ -53,7 +53,7 @@ def test_a_back_forward_cache_restore_shows_no_secret(keys_page, live_server):
     page.route("**/keys/**", cacheable)
     open_keys(page, live_server)
     secret = create_in_browser(page, "cached")
-    row(page, "cached").get_by_role("link", name="cached").click()
+    row(page, "cached").get_by_role("link", name="cached", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Key “cached”")
 
     page.go_back(wait_until="commit")  # a restored page fires no load event

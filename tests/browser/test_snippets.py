@@ -157,7 +157,7 @@ def test_after_dismiss_the_secret_is_nowhere_in_the_browser(keys_page, live_serv
     assert urls["revoked"] == urls["made"] != []
 
     # htmx history: away and Back again brings neither the panel nor the secret
-    row(page, "dismissed").get_by_role("link", name="dismissed").click()
+    row(page, "dismissed").get_by_role("link", name="dismissed", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Key “dismissed”")
     page.go_back()
     expect(row(page, "dismissed")).to_be_visible()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html as htmllib
 import re
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -13,7 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from keyadmin.appservices import UserSession
+from keyadmin.appservices import ApiKey, UserSession
+from keyadmin.appservices.connection import SESSION_KEY
+from keyadmin.keys import notes
 from keyadmin.keys.notes import looks_like_secret
 from keyadmin.models import AuditEvent, KeyNote
 from tests.keys.actfor_support import stored_refresh_token
@@ -25,7 +28,10 @@ from tests.support import (
     connect,
     connected_with_key,
     create_key,
+    current_binding,
     key_url,
+    opened_form,
+    rendered_fields,
     row_post,
     sign_in_staff,
 )
@@ -123,7 +129,7 @@ def test_it_refuses_a_note_that_looks_like_a_secret_and_keeps_what_was_typed(
     assert "Notes are not for secrets" in visible(html)
     assert f'value="{htmllib.escape(text, quote=True)}"' in html
     assert f'id="note-{key_id}-purpose"' in html and 'aria-invalid="true"' in html
-    assert '<details class="note-edit" open>' in html
+    assert 'class="note-form"' in html  # still open, with the Edit note button hidden
     assert not KeyNote.objects.exists()
     assert not AuditEvent.objects.filter(action="note").exists()
 
@@ -175,7 +181,8 @@ def test_a_viewer_cannot_edit_a_note(client, emulator, user_credentials):
     assert response.status_code == 403
     assert not KeyNote.objects.exists()
     assert AuditEvent.objects.filter(action="denied", key_id=key_id).exists()
-    assert 'class="note-edit"' not in client.get(KEYS_URL).content.decode()
+    assert f"/keys/{key_id}/note/" not in client.get(KEYS_URL).content.decode()
+    assert client.get(key_url(key_id, "note"), headers=HTMX).status_code == 403
 
 
 def test_a_note_form_from_another_user_s_page_is_refused(
@@ -281,3 +288,69 @@ def test_the_key_page_shows_the_note_and_provenance(client, emulator, key_id):
     assert emulator.request_count() == 1  # the key itself; the note is keyadmin's
     assert "Nightly CI of shop-backend" in page and "Ticket SUP-1234" in page
     assert "Created by Sam Support on" in page
+
+
+def test_edit_note_fetches_the_row_with_its_form_open_bound_and_filled(client, emulator, key_id):
+    save(client, key_id, purpose="Nightly CI")
+    page = client.get(KEYS_URL).content.decode()
+    assert f'id="note-{key_id}-purpose"' not in page  # a button per row, not a form
+    emulator.reset_stats()
+
+    html = opened_form(client, page, key_id, "note", headers=HTMX)
+
+    assert emulator.request_count() == 0
+    assert html.lstrip().startswith(f'<tr id="key-{key_id}"')
+    assert 'value="Nightly CI"' in html and f'id="note-{key_id}-purpose"' in html
+    assert (
+        rendered_fields(html.split('class="note-form"')[1])["bound_to"].split(":")[0]
+        == (current_binding(client).split(":")[0])
+    )
+    saved = client.post(
+        key_url(key_id, "note"),
+        {**rendered_fields(html.split('class="note-form"')[1]), "purpose": "Deploys"},
+        headers=HTMX,
+    )
+    assert "Deploys" in visible(saved.content.decode())
+
+
+def test_without_javascript_edit_note_is_a_page_with_the_form(client, emulator, key_id):
+    page = client.get(KEYS_URL).content.decode()
+
+    html = opened_form(client, page, key_id, "note")
+
+    assert "<title>Edit the note · keyadmin</title>" in html
+    assert f'action="/keys/{key_id}/note/"' in html and 'name="purpose"' in html
+    assert emulator.request_count("keys_list") == 1  # the list only; the page asks nothing
+
+
+def test_a_note_form_asked_for_by_another_user_s_page_is_not_given(client, emulator, key_id):
+    response = client.get(
+        key_url(key_id, "note"),
+        {"name": "ci-runner", "disabled": "false"},
+        headers={**HTMX, "X-Keyadmin-Bound-To": "not-a-binding"},
+    )
+
+    html = response.content.decode()
+    assert "did not act" in visible(html)
+    assert "<form" not in html
+
+
+def test_one_row_reads_what_the_list_reads_in_one_query(client, emulator, user_credentials):
+    key_id = connected_with_key(client, emulator, user_credentials)
+    save(client, key_id, purpose="Nightly CI", ticket="SUP-5")
+    hostname, refresh = stored_refresh_token(client)
+    outside = UserSession(hostname, refresh, allowed_hosts=("127.0.0.1",)).create_api_key("outer")
+    stored = client.session[SESSION_KEY]
+    connected = SimpleNamespace(app_id=stored["app_id"], user_id=stored["user_id"])
+
+    for key in (ApiKey(key_id, "ci-runner", False), ApiKey(outside.id, "outer", False)):
+        with CaptureQueriesContext(connection) as queries:
+            one = notes.annotate_one(connected, key)
+        listed = notes.annotate(connected, [key])[0]
+        assert len(queries) == 1
+        assert (one.note and one.note.pk, one.provenance, one.shown) == (
+            listed.note and listed.note.pk,
+            listed.provenance,
+            listed.shown,
+        )
+    assert one.provenance is None and one.note is None  # made outside keyadmin, no note

@@ -19,6 +19,7 @@ from tests.support import (
     connect,
     connected_with_key,
     key_url,
+    opened_form,
     row_post,
     sign_in_staff,
 )
@@ -44,8 +45,21 @@ def test_the_list_suggests_a_free_successor_name(client, emulator, user_credenti
 
     page = client.get(KEYS_URL).content.decode()
 
-    row = page.split(f'<tr id="key-{key_id}"')[1].split("</tr>")[0]
-    assert 'name="new_name"' in row and 'value="ci-runner-3"' in row
+    assert 'name="new_name"' not in page  # a Rotate button per row, not a form
+    for headers in (HTMX, {}):
+        row = opened_form(client, page, key_id, "rotate", headers=headers)
+        assert 'name="new_name"' in row and 'value="ci-runner-3"' in row
+    assert emulator.request_count("keys_list") == 1  # opening the form asks nothing upstream
+
+
+def test_each_opened_rotate_form_carries_its_own_nonce(client, emulator, old_id):
+    page = client.get(KEYS_URL).content.decode()
+    nonce = re.compile(r'name="form_nonce" value="([^"]+)"')
+
+    first = nonce.findall(opened_form(client, page, old_id, "rotate", headers=HTMX))
+    second = nonce.findall(opened_form(client, page, old_id, "rotate", headers=HTMX))
+
+    assert len(first) == len(second) == 1 and first != second
 
 
 def test_successor_names():
@@ -151,7 +165,7 @@ def test_a_taken_name_is_said_in_the_row_with_the_name_kept(
     html = response.content.decode()
     assert html.lstrip().startswith(f'<tr id="key-{old_id}"')
     assert "already has a key with that name" in visible(html)
-    assert 'value="ci-runner"' in html and '<details class="rotate" open>' in html
+    assert 'value="ci-runner"' in html and 'class="rotate-form"' in html
     assert not KeyNote.objects.get(key_id=old_id).superseded_by
     assert AuditEvent.objects.filter(action="rotate", outcome="failed").exists()
 
@@ -205,13 +219,14 @@ def test_a_viewer_cannot_rotate(client, emulator, user_credentials):
 
     assert response.status_code == 403
     assert emulator.request_count() == 0
-    assert 'class="rotate"' not in client.get(KEYS_URL).content.decode()
+    assert f"/keys/{key_id}/rotate/" not in client.get(KEYS_URL).content.decode()
+    assert client.get(key_url(key_id, "rotate")).status_code == 403
 
 
 def test_a_rotate_sent_twice_without_javascript_offers_to_delete_its_own_successor(
     client, emulator, user_credentials, old_id
 ):
-    page = client.get(KEYS_URL).content.decode()
+    page = opened_form(client, client.get(KEYS_URL).content.decode(), old_id, "rotate")
     form = page.split(f'action="/keys/{old_id}/rotate/"')[1].split("</form>")[0]
     nonce = re.search(r'name="form_nonce" value="([^"]+)"', form).group(1)
     data = row_post(old_id, "ci-runner", new_name="ci-runner-2", form_nonce=nonce)
