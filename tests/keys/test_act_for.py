@@ -18,7 +18,6 @@ from tests.keys.actfor_support import (
     act_for,
     act_for_app,
     customer_id,
-    start_customer_server,
     still_valid,
     stored_refresh_token,
 )
@@ -31,28 +30,6 @@ from tests.support import (
     row_post,
     sign_in_staff,
 )
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    server = start_customer_server("shop-abcde", tmp_path_factory.mktemp("shop") / "db.sqlite3")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def on_shop(shop, settings):
-    """The shop app; where it lives is already known, as after the process's first sign-in."""
-    settings.KEYADMIN_APPS = (act_for_app(shop, "shop"),)
-    AppServices(settings.KEYADMIN_APPS[0]).hostname()
-    shop.reset_stats()
-    return shop
-
-
-@pytest.fixture
-def known_customers(monkeypatch):
-    """Customers acted for in these tests are new users; only the new-user test says so."""
-    monkeypatch.setattr(connection_module, "NEW_USER_SECONDS", -1)
 
 
 def test_the_form_shows_only_to_staff_who_may_act_for_customers(client, on_shop):

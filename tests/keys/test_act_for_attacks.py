@@ -6,15 +6,13 @@ import html
 import time
 from datetime import timedelta
 
-import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
 from keyadmin import appservices
-from keyadmin.appservices import AppServices, UserSession
+from keyadmin.appservices import UserSession
 from keyadmin.appservices import client as appservices_client
-from keyadmin.appservices import connection as connection_module
 from keyadmin.models import AuditEvent
 from keyadmin.sso import actfor
 from keyadmin.sso.session import end_expired_sessions
@@ -24,32 +22,11 @@ from tests.keys.actfor_support import (
     act_for,
     act_for_app,
     customer_id,
-    start_customer_server,
     still_valid,
     stored_refresh_token,
 )
 from tests.sso.staff import staff_user
 from tests.support import KEYS_URL, SIGNIN_URL, FormClient, sign_in_staff
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    server = start_customer_server("shop-abcde", tmp_path_factory.mktemp("shop") / "db.sqlite3")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def on_shop(shop, settings):
-    settings.KEYADMIN_APPS = (act_for_app(shop, "shop"),)
-    AppServices(settings.KEYADMIN_APPS[0]).hostname()
-    shop.reset_stats()
-    return shop
-
-
-@pytest.fixture
-def known_customers(monkeypatch):
-    monkeypatch.setattr(connection_module, "NEW_USER_SECONDS", -1)
 
 
 def test_turning_acting_off_on_an_app_ends_the_sessions_already_acting_there(

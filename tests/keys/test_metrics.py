@@ -20,20 +20,12 @@ from tests.keys.actfor_support import (
     act_for,
     act_for_app,
     customer_id,
-    start_customer_server,
     stored_refresh_token,
 )
 from tests.support import CREATE_URL, HTMX, SIGNIN_URL, connect, sign_in_staff
 
 SECRET_IN_PANEL = re.compile(r'<code id="secret-value-([0-9a-f]{24})"[^>]*>([^<]+)</code>')
 STAFF_NAME = "Quentin Metricsworth"
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    server = start_customer_server("shop-abcde", tmp_path_factory.mktemp("shop") / "db.sqlite3")
-    yield server
-    server.stop()
 
 
 @pytest.fixture
