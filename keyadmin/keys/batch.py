@@ -154,18 +154,26 @@ def new_batch_id() -> str:
     return str(uuid.uuid4())
 
 
-def batch_token(batch_id: str) -> str:
-    """What a retry form posts: the batch id, signed, so a client cannot file rows under the
-    batch id of someone else's action."""
-    return signing.dumps(batch_id, salt=_BATCH_SALT)
+def batch_token(batch_id: str, connection: Connection, summary_action: str) -> str:
+    """What a retry form posts: the batch id, signed with the user, app and kind of action it
+    was issued for, so a client cannot file rows under the batch id of someone else's action,
+    nor make a bulk action's disables a lock-down that an undo would re-enable."""
+    return signing.dumps(
+        [batch_id, connection.app_id, connection.user_id, summary_action], salt=_BATCH_SALT
+    )
 
 
-def batch_from_token(token: str | None) -> str | None:
+def batch_from_token(token: str | None, connection: Connection, summary_action: str) -> str | None:
     try:
         value = signing.loads(token, salt=_BATCH_SALT) if token else None
     except signing.BadSignature:
         return None
-    return value if isinstance(value, str) and is_batch_id(value) else None
+    if not isinstance(value, list) or len(value) != 4:
+        return None
+    batch_id, app_id, user_id, action = value
+    if [app_id, user_id, action] != [connection.app_id, connection.user_id, summary_action]:
+        return None
+    return batch_id if isinstance(batch_id, str) and is_batch_id(batch_id) else None
 
 
 def is_batch_id(value: str) -> bool:

@@ -70,7 +70,9 @@ def bulk(request: HtmxHttpRequest) -> HttpResponse:
             "missing": len(wanted) - len(selected),
         }
         return _render(request, "confirm", context)
-    retry_of = batch.batch_from_token(request.POST.get("batch"))
+    retry_of = batch.batch_from_token(
+        request.POST.get("batch"), request.connection, AuditEvent.Action.BULK
+    )
     done = batch.perform(
         request,
         session,
@@ -90,7 +92,7 @@ def bulk(request: HtmxHttpRequest) -> HttpResponse:
         "action": action,
         "batch": done,
         "changed_rows": changed_rows,
-        "batch_token": batch.batch_token(done.batch_id),
+        "batch_token": batch.batch_token(done.batch_id, request.connection, AuditEvent.Action.BULK),
         "stop_message": batch.outcome_message(done),
     }
     return _render(request, "results", context)

@@ -61,13 +61,15 @@ def lockdown_confirm(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, LOCKDOWN, _bound(request, context))
 
 
-def _results(request: HtmxHttpRequest, done: batch.Batch, template: str, **extra) -> HttpResponse:
+def _results(
+    request: HtmxHttpRequest, done: batch.Batch, template: str, kind: str, **extra
+) -> HttpResponse:
     if done.session_ended:
         # Forgotten like after any 401, but the answer is still the results: the staff member
         # must see what was done before signing in again.
         forget(request)
     context = _bound(request, {"batch": done, "stop_message": batch.outcome_message(done), **extra})
-    context["batch_token"] = batch.batch_token(done.batch_id)
+    context["batch_token"] = batch.batch_token(done.batch_id, request.connection, kind)
     partial = f"{template}#results" if request.htmx else template
     return render(request, partial, context)
 
@@ -81,7 +83,9 @@ def _results(request: HtmxHttpRequest, done: batch.Batch, template: str, **extra
 @upstream_errors(_confirm_failed)
 def lockdown(request: HtmxHttpRequest) -> HttpResponse:
     session = _manageable(request)
-    retry_of = batch.batch_from_token(request.POST.get("batch"))
+    retry_of = batch.batch_from_token(
+        request.POST.get("batch"), request.connection, AuditEvent.Action.LOCK_DOWN
+    )
     done = batch.perform(
         request,
         session,
@@ -92,7 +96,7 @@ def lockdown(request: HtmxHttpRequest) -> HttpResponse:
         confirmed_enabled=True,
         summary_detail="retry" if retry_of else "",
     )
-    return _results(request, done, LOCKDOWN)
+    return _results(request, done, LOCKDOWN, AuditEvent.Action.LOCK_DOWN)
 
 
 # --- undo ---
@@ -141,4 +145,11 @@ def undo(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
         left=[row.key_id for row in plan["left"]],
         summary_detail=f"{batch.UNDO_PREFIX} {batch_id}",
     )
-    return _results(request, done, UNDO, undone_id=batch_id, lockdown=plan["lockdown"])
+    return _results(
+        request,
+        done,
+        UNDO,
+        AuditEvent.Action.LOCK_DOWN_UNDO,
+        undone_id=batch_id,
+        lockdown=plan["lockdown"],
+    )

@@ -10,6 +10,7 @@ asks App Services anything.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -41,7 +42,12 @@ _MADE_BY_KEYADMIN = (AuditEvent.Action.CREATE, AuditEvent.Action.ROTATE)
 
 
 def looks_like_secret(text: str) -> bool:
-    return bool(SECRET_LIKE.search(text) or JWT.search(text))
+    # As a reader would copy it back: fullwidth letters as ASCII, invisible characters (zero-width
+    # spaces, soft hyphens) gone; else they hide a secret from the pattern but not from a person.
+    seen = "".join(
+        char for char in unicodedata.normalize("NFKC", text) if unicodedata.category(char) != "Cf"
+    )
+    return bool(SECRET_LIKE.search(seen) or JWT.search(seen))
 
 
 @dataclass(frozen=True)

@@ -385,3 +385,29 @@ def test_an_undo_failing_midway_is_retried_by_posting_it_again(
     assert result_of(again, a) == "done"
     assert b not in again
     assert states(emulator, user_credentials) == {"key-a": False, "key-b": False, "key-c": True}
+
+
+def test_a_retry_token_from_another_users_lock_down_files_nothing_under_its_id(
+    client, emulator, user_credentials, three_keys
+):
+    # Review 13: the retry form's signed batch id was not bound to the user and app it was
+    # issued for. Posted from another user's page, it filed that user's lock-down under the
+    # first one's incident id, and the first lock-down's undo then answered 404 ("another
+    # user's"); a bulk action's token made its disables undoable as a lock-down.
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    emulator.add_fault(route="keys_disable", path=b, action="status", status=500, times=1)
+    first = lock_down(client, [a, b]).content.decode()
+    lockdown_id = batch_of(first)
+    token = re.search(r'name="batch" value="([^"]+)"', first)
+    assert token, first[:3000]
+    other = ("other-" + user_credentials[0], "pw-" + user_credentials[1])
+    emulator.create_user(*other)
+    connect(client, other)
+    theirs = create_key(client, "theirs")
+
+    html = lock_down(client, [theirs], batch=token.group(1)).content.decode()
+
+    assert batch_of(html) != lockdown_id
+    assert not AuditEvent.objects.filter(batch_id=lockdown_id, key_id=theirs).exists()
+    connect(client, user_credentials)
+    assert client.get(undo_url(lockdown_id)).status_code == 200

@@ -354,3 +354,26 @@ def test_one_row_reads_what_the_list_reads_in_one_query(client, emulator, user_c
             listed.shown,
         )
     assert one.provenance is None and one.note is None  # made outside keyadmin, no note
+
+
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        lambda secret: "\u200b".join(secret),  # zero-width spaces: looks the same, copies back
+        lambda secret: "\u00ad".join(secret[i : i + 8] for i in range(0, len(secret), 8)),
+        lambda secret: secret.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)}),  # fullwidth
+    ],
+)
+def test_it_refuses_a_secret_disguised_by_invisible_or_wide_characters(
+    client, emulator, user_credentials, disguise
+):
+    # Review 13: the check looked for a run of ASCII letters and digits only, so a secret with a
+    # zero-width space or soft hyphen between its characters, or in fullwidth letters, was kept.
+    client_key = connected_with_key(client, emulator, user_credentials)
+    created = client.post(CREATE_URL, {"name": "second"}, headers=HTMX).content.decode()
+    secret = re.search(r'class="secret-value" translate="no">([^<]+)<', created).group(1)
+
+    response = save(client, client_key, purpose=disguise(secret)[:200])
+
+    assert "Notes are not for secrets" in visible(response.content.decode())
+    assert not KeyNote.objects.filter(key_id=client_key).exclude(purpose="").exists()
