@@ -386,10 +386,14 @@ def undo_plan(connection: Connection, batch_id: str) -> tuple[list[AuditEvent], 
 def latest_lockdown(connection: Connection) -> AuditEvent | None:
     """The lock-down the keys page offers to undo: the user's latest lock-down or undo row is a
     lock-down that disabled something. None otherwise."""
-    latest = AuditEvent.objects.filter(
+    # The app is checked here, not in SQL: given app_id = ?, SQLite (no statistics) walks the
+    # app_id index, every row of the app (4 ms of CPU at 20,000 rows); without it, the action
+    # index, only this user id's lock-downs and undos (0.06 ms).
+    rows = AuditEvent.objects.filter(
         action__in=(AuditEvent.Action.LOCK_DOWN, AuditEvent.Action.LOCK_DOWN_UNDO),
-        **_of(connection),
-    ).first()
+        appservices_user_id=connection.user_id,
+    )
+    latest = next((row for row in rows if row.app_id == connection.app_id), None)
     if latest is None or latest.action != AuditEvent.Action.LOCK_DOWN or not latest.batch_id:
         return None
     disabled_some = AuditEvent.objects.filter(
