@@ -284,3 +284,44 @@ def latest_event(actions: tuple[str, ...], app_id: str, user_id: str) -> tuple |
             if row_app_id == app_id:
                 return pk, action, batch_id
     return None
+
+
+def made_rows(actions: tuple[str, ...], outcome: str, user_id: str, key_ids: list[str]) -> list:
+    """(app_id, key_id, staff_name, at, ticket, action) of the audit rows with one of `actions`
+    and `outcome` about these keys of this App Services user id, oldest first: the list's
+    provenance read, without the ORM's query building. The caller compares the app (the action
+    index, see `latest_event`)."""
+    alias = router.db_for_read(AuditEvent)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = AuditEvent._meta
+    names = ("app_id", "key_id", "staff_name", "at", "ticket", "action")
+    column = {
+        name: quote(meta.get_field(name).column)
+        for name in (*names, "id", "outcome", "appservices_user_id")
+    }
+    # Names from the model's metadata, quoted; every value is a parameter.
+    sql = (
+        f"SELECT {', '.join(column[name] for name in names)} "  # noqa: S608  # nosec B608
+        f"FROM {quote(meta.db_table)} "
+        f"WHERE {column['action']} IN ({', '.join(['%s'] * len(actions))}) "
+        f"AND {column['outcome']} = %s AND {column['appservices_user_id']} = %s "
+        f"AND {column['key_id']} IN ({', '.join(['%s'] * len(key_ids))}) "
+        f"ORDER BY {column['at']}, {column['id']}"
+    )
+    at = meta.get_field("at")
+    at_column = at.get_col(meta.db_table)
+    at_converters = [
+        *connection.ops.get_db_converters(at_column),
+        *at.get_db_converters(connection),
+    ]
+    params = [*(str(action) for action in actions), str(outcome), user_id, *key_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    found = []
+    for app_id, key_id, staff, made_at, ticket, action in rows:
+        for converter in at_converters:
+            made_at = converter(made_at, at_column, connection)
+        found.append((app_id, key_id, staff, made_at, ticket, action))
+    return found

@@ -145,16 +145,7 @@ def note_of(connection: Connection, key_id: str) -> KeyNote | None:
 
 
 def _provenance(connection: Connection, key_ids: list[str]) -> dict[str, Provenance]:
-    rows = (
-        AuditEvent.objects.filter(
-            action__in=_MADE_BY_KEYADMIN,
-            outcome=AuditEvent.Outcome.OK,
-            appservices_user_id=connection.user_id,
-            key_id__in=key_ids,
-        )
-        .order_by("at", "id")
-        .values_list("app_id", "key_id", "staff_name", "at", "ticket", "action")
-    )
+    rows = hotreads.made_rows(_MADE_BY_KEYADMIN, AuditEvent.Outcome.OK, connection.user_id, key_ids)
     found: dict[str, Provenance] = {}
     for app_id, key_id, staff, at, ticket, action in rows:
         # The app is checked here, not in SQL: given app_id = ?, SQLite (no statistics) walks
