@@ -27,7 +27,7 @@ from django.core import signing
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from keyadmin import appservices, audit
+from keyadmin import appservices, audit, hotreads
 from keyadmin.appservices import MAX_KEYS_PER_USER, ApiKey, check_key_id
 from keyadmin.appservices.connection import Connection
 from keyadmin.models import AuditEvent, KeyNote
@@ -394,16 +394,20 @@ def undo_plan(connection: Connection, batch_id: str) -> tuple[list[AuditEvent], 
 def latest_lockdown(connection: Connection) -> AuditEvent | None:
     """The lock-down the keys page offers to undo: the user's latest lock-down or undo row is a
     lock-down that disabled something. None otherwise."""
-    latest = AuditEvent.objects.filter(
-        action__in=(AuditEvent.Action.LOCK_DOWN, AuditEvent.Action.LOCK_DOWN_UNDO),
-        **_of(connection),
-    ).first()
-    if latest is None or latest.action != AuditEvent.Action.LOCK_DOWN or not latest.batch_id:
+    latest = hotreads.latest_event(
+        (AuditEvent.Action.LOCK_DOWN, AuditEvent.Action.LOCK_DOWN_UNDO),
+        connection.app_id,
+        connection.user_id,
+    )
+    if latest is None:
+        return None
+    pk, action, batch_id = latest
+    if action != AuditEvent.Action.LOCK_DOWN or not batch_id:
         return None
     disabled_some = AuditEvent.objects.filter(
-        action=DISABLE, outcome=audit.OK, batch_id=latest.batch_id, **_of(connection)
+        action=DISABLE, outcome=audit.OK, batch_id=batch_id, **_of(connection)
     ).exists()
-    return latest if disabled_some else None
+    return AuditEvent.objects.get(pk=pk) if disabled_some else None
 
 
 def outcome_message(batch: Batch) -> str:

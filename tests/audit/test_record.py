@@ -52,6 +52,64 @@ def test_it_records_who_what_and_where(rf_with_user):
     assert stored.client_address == "192.0.2.10"
 
 
+def test_it_stores_the_row_the_orm_would_store(rf_with_user):
+    request = rf_with_user(REMOTE_ADDR="2001:db8::1")
+    request.request_id = "req-1"
+
+    recorded = audit.record(
+        request,
+        "note",
+        audit.OK,
+        key_id=KEY_ID,
+        key_name="ci-deploy",
+        batch_id="batch-1",
+        changes={"note": ["old", "new ünïcode"]},
+        about={
+            "appservices_user_id": "u1",
+            "app_id": "app-1",
+            "acting_for": "c1",
+            "ticket": "T-1",
+            "acting_until": 1_900_000_000,
+        },
+    )
+    same = AuditEvent(
+        **{
+            field.attname: getattr(recorded, field.attname)
+            for field in AuditEvent._meta.concrete_fields
+            if field.name != "id"
+        }
+    )
+    same.save()
+
+    columns = [f.attname for f in AuditEvent._meta.concrete_fields if f.name != "id"]
+    ours, orms = (
+        AuditEvent.objects.filter(pk=pk).values(*columns).get() for pk in (recorded.pk, same.pk)
+    )
+    assert ours == orms
+    assert ours["changes"] == {"note": ["old", "new ünïcode"]}
+    assert ours["client_address"] == "2001:db8::1"
+    assert recorded.pk < same.pk
+
+
+def test_a_recorded_event_cannot_be_saved_again(rf_with_user):
+    recorded = audit.record(rf_with_user(), "disable", audit.OK, key_id=KEY_ID)
+
+    recorded.detail = "edited"
+    with pytest.raises(AppendOnly):
+        recorded.save()
+    assert AuditEvent.objects.get().detail == ""
+
+
+def test_a_broken_audit_table_is_logged_not_raised(rf_with_user, caplog, monkeypatch):
+    def broken(event):
+        raise DatabaseError("no such table: keyadmin_auditevent")
+
+    monkeypatch.setattr(audit.hotreads, "audit_insert", broken)
+    with caplog.at_level(logging.ERROR, logger="keyadmin.audit"):
+        assert audit.record(rf_with_user(), "disable", audit.OK, key_id=KEY_ID) is None
+    assert "could not store the audit event disable/ok" in caplog.text
+
+
 def test_it_names_a_refused_identity_that_never_signed_in(rf):
     request = rf.get("/")
 

@@ -336,6 +336,21 @@ def test_the_keys_page_offers_the_undo_while_the_lock_down_is_the_latest(
     assert undo_url(lockdown_id) not in client.get(KEYS_URL).content.decode()
 
 
+def test_the_same_user_id_in_another_app_does_not_hide_the_undo(
+    client, emulator, user_credentials, three_keys
+):
+    lockdown_id = batch_of(lock_down(client, [three_keys["key-a"]]).content.decode())
+    row = AuditEvent.objects.get(action="lock-down")
+    AuditEvent(
+        action="lock-down-undo",
+        outcome="ok",
+        app_id="another-app",
+        appservices_user_id=row.appservices_user_id,
+    ).save()
+
+    assert undo_url(lockdown_id) in client.get(KEYS_URL).content.decode()
+
+
 def test_undo_of_another_users_lock_down_touches_nothing(
     client, emulator, user_credentials, three_keys
 ):

@@ -236,6 +236,26 @@ def test_provenance_comes_from_the_audit_trail(client, emulator, user_credential
     assert "Made outside keyadmin" in theirs
 
 
+def test_provenance_from_another_app_is_not_shown(client, emulator, user_credentials):
+    key_id = connected_with_key(client, emulator, user_credentials)
+    made = AuditEvent.objects.get(action="create", key_id=key_id)
+    AuditEvent(
+        at=made.at - timedelta(days=3),
+        action="create",
+        outcome="ok",
+        app_id="another-app",
+        appservices_user_id=made.appservices_user_id,
+        key_id=key_id,
+        staff_name="Somebody Else",
+    ).save()
+
+    page = client.get(KEYS_URL).content.decode()
+
+    mine = visible(page.split(f'id="key-{key_id}"')[1].split("</tr>")[0])
+    assert f"Created by Sam Support on {made.at:%Y-%m-%d}" in mine
+    assert "Somebody Else" not in page
+
+
 def test_the_list_costs_the_same_queries_for_one_key_or_many(client, emulator, user_credentials):
     connected_with_key(client, emulator, user_credentials)
     client.get(KEYS_URL)
