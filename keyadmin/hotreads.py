@@ -286,11 +286,12 @@ def latest_event(actions: tuple[str, ...], app_id: str, user_id: str) -> tuple |
     return None
 
 
-def made_rows(actions: tuple[str, ...], outcome: str, user_id: str, key_ids: list[str]) -> list:
+def made_rows(
+    actions: tuple[str, ...], outcome: str, app_id: str, user_id: str, key_ids: list[str]
+) -> list:
     """(app_id, key_id, staff_name, at, ticket, action) of the audit rows with one of `actions`
-    and `outcome` about these keys of this App Services user id, oldest first: the list's
-    provenance read, without the ORM's query building. The caller compares the app (the action
-    index, see `latest_event`)."""
+    and `outcome` about these keys of this App Services user of this app, oldest first: the
+    list's provenance read, without the ORM's query building, on the (app, user, key) index."""
     alias = router.db_for_read(AuditEvent)
     connection = connections[alias]
     quote = connection.ops.quote_name
@@ -305,7 +306,8 @@ def made_rows(actions: tuple[str, ...], outcome: str, user_id: str, key_ids: lis
         f"SELECT {', '.join(column[name] for name in names)} "  # noqa: S608  # nosec B608
         f"FROM {quote(meta.db_table)} "
         f"WHERE {column['action']} IN ({', '.join(['%s'] * len(actions))}) "
-        f"AND {column['outcome']} = %s AND {column['appservices_user_id']} = %s "
+        f"AND {column['outcome']} = %s AND {column['app_id']} = %s "
+        f"AND {column['appservices_user_id']} = %s "
         f"AND {column['key_id']} IN ({', '.join(['%s'] * len(key_ids))}) "
         f"ORDER BY {column['at']}, {column['id']}"
     )
@@ -315,7 +317,7 @@ def made_rows(actions: tuple[str, ...], outcome: str, user_id: str, key_ids: lis
         *connection.ops.get_db_converters(at_column),
         *at.get_db_converters(connection),
     ]
-    params = [*(str(action) for action in actions), str(outcome), user_id, *key_ids]
+    params = [*(str(action) for action in actions), str(outcome), app_id, user_id, *key_ids]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -112,6 +112,14 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ("-at", "-id")
+        indexes = (
+            # What a key's row asks on every answer (who made it, and when): the rows of one key
+            # of one user of one app. Without it the database walks every row of the app or of
+            # the action, and a key action's cost grows with the trail.
+            models.Index(
+                fields=("app_id", "appservices_user_id", "key_id"), name="auditevent_app_user_key"
+            ),
+        )
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}"
