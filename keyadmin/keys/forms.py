@@ -221,6 +221,14 @@ def _pattern_hint(pattern: str | None) -> str:
     return format_html('{} <code translate="no">{}</code>', _("Pattern:"), pattern)
 
 
+def _act_for_text(**kwargs) -> forms.CharField:
+    # Checked by keyadmin.sso.actfor alone (see ActForForm); the attributes only hint the browser.
+    attrs = {"required": True, "maxlength": actfor.MAX_VALUE_LENGTH, "autocomplete": "off", **QUIET}
+    return forms.CharField(
+        required=False, strip=False, widget=forms.TextInput(attrs=attrs), **kwargs
+    )
+
+
 class ActForForm(forms.Form):
     """Acting for a customer of `app`, labelled and hinted as the app says.
 
@@ -229,31 +237,8 @@ class ActForForm(forms.Form):
     the HTML attributes only help the browser say so sooner.
     """
 
-    customer_id = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.TextInput(
-            attrs={
-                "required": True,
-                "maxlength": actfor.MAX_VALUE_LENGTH,
-                "autocomplete": "off",
-                **QUIET,
-            }
-        ),
-    )
-    ticket = forms.CharField(
-        label=_("Reason or ticket reference"),
-        required=False,
-        strip=False,
-        widget=forms.TextInput(
-            attrs={
-                "required": True,
-                "maxlength": actfor.MAX_VALUE_LENGTH,
-                "autocomplete": "off",
-                **QUIET,
-            }
-        ),
-    )
+    customer_id = _act_for_text()
+    ticket = _act_for_text(label=_("Reason or ticket reference"))
     minutes = forms.CharField(
         label=_("For how many minutes"),
         required=False,
