@@ -334,6 +334,13 @@ def end_orphaned_acting(request: HttpRequest) -> dict | None:
         logger.warning("a stored App Services token cannot be read; it is dropped unrevoked")
     else:
         _revoke(hostname, refresh, (urlsplit(hostname).hostname or "",))
+    return stored_about(stored)
+
+
+def stored_about(stored: dict) -> dict:
+    """The audit fields of a stored connection (`acting_about`'s): who, which app, and while
+    acting for whom, why and until when. Only these are read, never the encrypted tokens."""
+    acting = stored.get("acting") if isinstance(stored.get("acting"), dict) else {}
     return {
         "appservices_user_id": str(stored.get("user_id", ""))[:64],
         "app_id": str(stored.get("app_id", ""))[:64],

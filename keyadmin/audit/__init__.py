@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from keyadmin import hotreads, metrics
 from keyadmin.appservices import KEY_ID_PATTERN
-from keyadmin.appservices.connection import SESSION_KEY
+from keyadmin.appservices.connection import SESSION_KEY, stored_about
 from keyadmin.models import AuditEvent
 from keyadmin.redact import for_audit
 from keyadmin.sso.sources import StaffIdentity
@@ -107,15 +107,7 @@ def _appservices_user(request: HttpRequest) -> dict:
     stored = session.get(SESSION_KEY) if session is not None else None
     if not isinstance(stored, dict):
         return {"appservices_user_id": "", "app_id": "", "acting_for": "", "ticket": ""}
-    # Only these are read: the encrypted token in the same dict is never touched here.
-    acting = stored.get("acting") if isinstance(stored.get("acting"), dict) else {}
-    return {
-        "appservices_user_id": str(stored.get("user_id", ""))[:64],
-        "app_id": str(stored.get("app_id", ""))[:64],
-        "acting_for": str(acting.get("customer_id", ""))[:255],
-        "ticket": str(acting.get("ticket", ""))[:255],
-        "acting_until": acting.get("ends_at"),
-    }
+    return stored_about(stored)
 
 
 def _time_box_end(ends_at: object) -> datetime | None:
