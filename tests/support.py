@@ -23,6 +23,16 @@ SIGNIN_URL = "/appservices/sign-in/"
 KEYS_URL = "/keys/"
 CREATE_URL = "/keys/new/"
 
+# A JWT's header and payload are both JSON objects, so both start "eyJ". Random base64 (a nonce,
+# a Fernet token) holds "eyJ" by chance about once in 260,000 characters; two dotted parts that
+# both start with it are no chance.
+JWT_IN_CLEAR = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.")
+
+
+def holds_jwt(text: str) -> bool:
+    """Whether `text` holds a JWT in clear (an App Services access or refresh token)."""
+    return bool(JWT_IN_CLEAR.search(text))
+
 
 def sign_in_staff(client, *roles: str, name: str = "Sam Support") -> None:
     """Sign `client` in as a staff member with `roles` (all by default); needs `staff_sso`."""
