@@ -25,6 +25,7 @@ every request whole, under deadlines, before it opens a connection here, and tak
 at once.
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -100,6 +101,16 @@ def on_starting(server):
     # Only prometheus_client's own files: the directory given may hold something else too.
     for leftover in metrics_dir.glob("*.db"):
         leftover.unlink()
+
+
+def pre_fork(server, worker):
+    # Everything the preloaded master holds (Django, the URLconf, templates, translations: about
+    # 70,000 objects) lives as long as the worker: moved out of the collector's generations, a
+    # worker's collections no longer walk it, and no longer write to those pages, which then stay
+    # shared with the master. Measured under back-to-back toggles (python -m bench.profile,
+    # gc.callbacks): collection took 0.15 ms per toggle and 0.24 ms per list of 5 keys before, 0.09
+    # and 0.16 ms after.
+    gc.freeze()
 
 
 def child_exit(server, worker):
