@@ -20,7 +20,7 @@ from tests.support import (
 
 # name;dur=<ms>[;desc="<count> <word>"], nothing else.
 _METRIC = re.compile(r'([a-z]+);dur=(\d+\.\d+)(?:;desc="(\d+) (query|queries|request|requests)")?')
-NAMES = ["app", "cpu", "db", "upstream", "render"]
+NAMES = ["app", "db", "upstream", "render"]
 
 
 def timings(response) -> dict[str, tuple[float, int | None]]:
