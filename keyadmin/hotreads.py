@@ -192,6 +192,28 @@ class _KeyNoteRead:
 
 _NOTE_KEYS = ("app_id", "appservices_user_id", "key_id")
 
+
+def user_notes(app_id: str, user_id: str) -> list[KeyNote]:
+    """Every note of this App Services user of this app, as `KeyNote` instances: what a list
+    answer needs twice (the listed keys' notes, and the notes whose key it lacks), read once, on
+    the (app, user, key) unique index."""
+    alias = router.db_for_read(KeyNote)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    column = {name: quote(KeyNote._meta.get_field(name).column) for name in _NOTE_KEYS}
+    # Names from the model's metadata, quoted; every value is a parameter.
+    sql = (
+        f"SELECT {', '.join(_columns(KeyNote, KeyNote._meta.db_table, connection))} "  # noqa: S608  # nosec B608
+        f"FROM {quote(KeyNote._meta.db_table)} "
+        f"WHERE {column['app_id']} = %s AND {column['appservices_user_id']} = %s"
+    )
+    converters = _converters(KeyNote, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [app_id, user_id])
+        rows = cursor.fetchall()
+    return [_instance(KeyNote, alias, converters, row, connection) for row in rows]
+
+
 key_note = _KeyNoteRead()
 
 

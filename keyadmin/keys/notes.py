@@ -14,7 +14,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.http import urlencode
 
@@ -223,26 +222,34 @@ def _noted(
     ]
 
 
-def missing_notes(connection: Connection, keys: list[ApiKey]) -> list[KeyNote]:
-    """After a list answer: the notes whose key it lacks (deleted outside keyadmin).
+def annotate_listed(
+    connection: Connection, keys: list[ApiKey]
+) -> tuple[list[NotedKey], list[KeyNote]]:
+    """A list answer's `keys` as `annotate` makes them, and the notes whose key the list lacks
+    (deleted outside keyadmin), oldest missing first: the user's notes read once for both.
 
     Newly missing ones get `missing_since` now, so the retention command can prune them later;
-    a note whose key is listed again loses it. One query, and one more per kind of change.
+    a note whose key is listed again loses it: one more statement per kind of change.
     """
+    everything = hotreads.user_notes(connection.app_id, connection.user_id)
     ids = {key.id for key in keys}
+    listed = {note.key_id: note for note in everything if note.key_id in ids}
+    made = _provenance(connection, [key.id for key in keys]) if keys else {}
+    back = [note.key_id for note in listed.values() if note.missing_since is not None]
+    gone = [note for note in everything if note.key_id not in ids]
+    newly = [note for note in gone if note.missing_since is None]
     mine = notes_of(connection)
-    candidates = list(mine.filter(~Q(key_id__in=ids) | Q(missing_since__isnull=False)))
-    back = [note.key_id for note in candidates if note.key_id in ids]
-    newly = [note for note in candidates if note.key_id not in ids and note.missing_since is None]
     if back:
         mine.filter(key_id__in=back).update(missing_since=None)
+        for note in listed.values():
+            note.missing_since = None
     if newly:
         now = timezone.now()
         mine.filter(key_id__in=[note.key_id for note in newly]).update(missing_since=now)
         for note in newly:
             note.missing_since = now
-    gone = [note for note in candidates if note.key_id not in ids]
-    return sorted(gone, key=lambda note: (note.missing_since, note.key_id))
+    gone.sort(key=lambda note: (note.missing_since, note.key_id))
+    return _noted(keys, listed, made), gone
 
 
 @dataclass(frozen=True)

@@ -134,8 +134,9 @@ def _render_keys(
 ) -> HttpResponse:
     # Every key is rendered, filtered-out ones `hidden`: our JS filters and recounts in place and
     # checks new names against all of them; without JS the server filter alone decides.
-    listed = keys is not None
-    keys = notes.annotate(request.connection, keys or [])
+    keys, missing_notes = (
+        notes.annotate_listed(request.connection, keys) if keys is not None else ([], [])
+    )
     filter_form = KeyFilterForm(request.GET or None)
     hidden_ids = filter_form.hidden_ids(keys)
     reviews = [key.review for key in keys]
@@ -146,7 +147,7 @@ def _render_keys(
         "filter_form": filter_form,
         "reviews_overdue": reviews.count("overdue"),
         "reviews_due": reviews.count("due"),
-        "missing_notes": notes.missing_notes(request.connection, keys) if listed else [],
+        "missing_notes": missing_notes,
         "create_form": _create_form(request),
         "list_error": error,
         "stale": stale,

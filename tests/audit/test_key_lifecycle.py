@@ -85,13 +85,29 @@ def test_missing_notes_are_marked_once_and_cleared_when_the_key_is_back():
     notes.save_note(CONNECTION, ROTATED, {"purpose": "other"})
     KeyNote.objects.create(app_id="other-app", appservices_user_id=USER, key_id=ROTATED)
 
-    [gone] = notes.missing_notes(CONNECTION, [key(MADE)])
+    [listed], [gone] = notes.annotate_listed(CONNECTION, [key(MADE)])
     first_seen = gone.missing_since
-    [still] = notes.missing_notes(CONNECTION, [key(MADE)])
+    _, [still] = notes.annotate_listed(CONNECTION, [key(MADE)])
 
-    assert gone.key_id == ROTATED and still.missing_since == first_seen
+    assert listed.id == MADE and listed.note.purpose == "CI"
+    assert gone.key_id == ROTATED and gone.purpose == "other"
+    assert first_seen is not None and still.missing_since == first_seen
+    assert KeyNote.objects.get(app_id=APP, key_id=ROTATED).missing_since == first_seen
     assert KeyNote.objects.get(app_id="other-app").missing_since is None  # another app's
-    assert notes.missing_notes(CONNECTION, [key(MADE), key(ROTATED)]) == []
+
+    back, gone_now = notes.annotate_listed(CONNECTION, [key(MADE), key(ROTATED)])
+
+    assert gone_now == [] and [noted.note.purpose for noted in back] == ["CI", "other"]
+    assert back[1].note.missing_since is None
+    assert KeyNote.objects.get(app_id=APP, key_id=ROTATED).missing_since is None
+
+
+def test_a_list_with_no_keys_left_shows_every_note_as_missing():
+    notes.save_note(CONNECTION, MADE, {"purpose": "CI"})
+
+    listed, [gone] = notes.annotate_listed(CONNECTION, [])
+
+    assert listed == [] and gone.key_id == MADE and gone.missing_since is not None
 
 
 def test_the_audit_page_shows_what_a_note_edit_changed(client, settings):
