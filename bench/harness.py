@@ -206,6 +206,7 @@ class Gunicorn:
     log_path: Path
     workers: int = 2
     extra_args: tuple[str, ...] = ()
+    app: str = "keyadmin.wsgi"  # bench/floor_app.py runs under the same configuration
     process: subprocess.Popen | None = None
     url: str = ""
 
@@ -225,7 +226,7 @@ class Gunicorn:
                     "-c",
                     "gunicorn.conf.py",
                     *self.extra_args,
-                    "keyadmin.wsgi",
+                    self.app,
                 ],
                 cwd=ROOT,
                 env=env,

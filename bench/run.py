@@ -11,7 +11,9 @@ Measures, and prints beside the goals (figures, not pass/fail):
      action's answer;
   4. server CPU per action (utime+stime of the gunicorn workers around a batch) and memory per
      worker (VmRSS; Pss too, which splits pages shared with the master);
-  5. requests per second at 0 ms latency for list and for enable/disable, 8 concurrent clients.
+  5. requests per second at 0 ms latency for list and for enable/disable, 8 concurrent clients;
+  6. the stack's floor (bench/floor_app.py): one Django view with a database session and one
+     pooled `requests` call under the same gunicorn configuration, its p50 ratio and CPU.
 
 Everything runs on 127.0.0.1; every process started here is stopped on the way out. No session
 key, token, password or key secret is printed or written to the results.
@@ -43,6 +45,7 @@ from urllib.parse import urljoin
 import requests
 
 from bench import chart
+from bench.floor import measure_floor
 from bench.harness import (
     CLIENT_API,
     KEYS,
@@ -151,7 +154,8 @@ class Direct:
             timeout=10,
         )
         login.raise_for_status()
-        self.auth = {"Authorization": f"Bearer {login.json()['refresh_token']}"}
+        self.bearer = login.json()["refresh_token"]
+        self.auth = {"Authorization": f"Bearer {self.bearer}"}
 
     def call(self, method: str, path: str, expect: int, body: dict | None = None) -> dict | None:
         response = self.http.request(
@@ -708,6 +712,19 @@ def table(results: dict) -> str:
             f"{share['keyadmin_workers']:.1f}, App Services server "
             f"{share['appservices_server']:.1f}, load client {share['load_client']:.1f})"
         )
+    floor, ours = results.get("floor"), results["latency"]["list"]
+    if floor:
+        out += [
+            "",
+            "The stack's floor: bench/floor_app.py, the same gunicorn configuration (list of "
+            f"{config['base_keys']} keys)",
+            f"  {floor['what']}",
+            f"  p50 {floor['floor_p50']:.1f} ms against {floor['direct_p50']:.1f} ms direct: "
+            f"{floor['ratio_p50']:.2f} x (+{floor['overhead_p50']:.1f} ms); keyadmin's list "
+            f"{ours['ratio_p50']:.2f} x (+{ours['overhead_p50']:.1f} ms)",
+            f"  workers' CPU per request back to back {floor['cpu_ms_per_request']:.2f} ms; "
+            f"keyadmin's list {cpu['list']:.2f} ms",
+        ]
     marks = results["verdicts"]
     missed = [v for v in marks if not v["met"]]
     out += ["", f"Goals: {len(marks) - len(missed)} of {len(marks)} met"]
@@ -816,6 +833,18 @@ def main(argv: list[str] | None = None) -> int:
             others = list(pool.map(staff_for, range(1, 1 + args.concurrency)))
         print("measuring throughput ...", flush=True)
         throughput = measure_throughput(others, gunicorn, emulator, args.duration)
+        print("measuring the stack's floor ...", flush=True)
+        floor = measure_floor(
+            env,
+            workdir,
+            emulator,
+            APP_ID,
+            direct.bearer,
+            direct.list,
+            latency_ms=args.latency_ms,
+            samples=args.samples,
+            back_to_back=15 * args.cpu_rounds,
+        )
 
         if emulator.keys_of(main_staff.email) != main_staff.ledger.expected():
             raise BenchError("the local server's keys differ from the bench's bookkeeping")
@@ -846,6 +875,7 @@ def main(argv: list[str] | None = None) -> int:
             "first_load": first_load,
             "memory": memory,
             "throughput": throughput,
+            "floor": floor,
             **per_action,
         }
         results["verdicts"] = verdicts(results)
