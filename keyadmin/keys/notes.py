@@ -238,14 +238,15 @@ def annotate_listed(
     back = [note.key_id for note in listed.values() if note.missing_since is not None]
     gone = [note for note in everything if note.key_id not in ids]
     newly = [note for note in gone if note.missing_since is None]
-    mine = notes_of(connection)
     if back:
-        mine.filter(key_id__in=back).update(missing_since=None)
+        notes_of(connection).filter(key_id__in=back).update(missing_since=None)
         for note in listed.values():
             note.missing_since = None
     if newly:
         now = timezone.now()
-        mine.filter(key_id__in=[note.key_id for note in newly]).update(missing_since=now)
+        notes_of(connection).filter(key_id__in=[note.key_id for note in newly]).update(
+            missing_since=now
+        )
         for note in newly:
             note.missing_since = now
     gone.sort(key=lambda note: (note.missing_since, note.key_id))

@@ -148,13 +148,14 @@ def _render_keys(
         "reviews_overdue": reviews.count("overdue"),
         "reviews_due": reviews.count("due"),
         "missing_notes": missing_notes,
-        "create_form": _create_form(request),
         "list_error": error,
         "stale": stale,
         "max_keys": MAX_KEYS_PER_USER,
         "latest_lockdown": batch.latest_lockdown(request.connection),
     }
-    # The htmx fragment is the table alone: no create form to issue a nonce for.
+    # The htmx fragment is the table alone: no create form to build, nor a nonce to issue for it.
+    if not request.htmx:
+        context["create_form"] = _create_form(request)
     with_create_form = (
         not request.htmx
         and request.connection.can_manage_keys
