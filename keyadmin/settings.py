@@ -482,7 +482,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "keyadmin.staticfiles.MinifiedCompressedManifestStaticFilesStorage"
         )
     },
 }

@@ -73,7 +73,8 @@ def test_production_is_the_default():
     assert values["DATABASE"]["ENGINE"] == "django.db.backends.sqlite3"
     assert values["DATABASE"]["NAME"].endswith("var/keyadmin.sqlite3")
     assert (
-        values["STATICFILES_BACKEND"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        values["STATICFILES_BACKEND"]
+        == "keyadmin.staticfiles.MinifiedCompressedManifestStaticFilesStorage"
     )
     assert values["FORMATTER"] == "PlainFormatter"
     assert values["APPSERVICES_BASE_URL"] == "https://services.cloud.mongodb.com"
