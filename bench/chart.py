@@ -1,11 +1,13 @@
 """The bench's picture: `make bench` writes it to docs/bench.svg (README shows it).
 
-Two panels from one run's results (bench/results.json):
+Three panels from one run's results (bench/results.json):
   1. the latency of each action at 50 ms upstream, through keyadmin and direct: p5-p95 line,
      p25-p75 box, p50 tick;
   2. where keyadmin's p50 goes, from Server-Timing: the upstream request as keyadmin saw it,
      database, template rendering, the rest of keyadmin, and what lies outside keyadmin's own
-     `app` figure (gunicorn, the sockets, the client).
+     `app` figure (gunicorn, the sockets, the client);
+  3. the workers' CPU per action back to back, against its goal and against the stack's floor
+     (bench/floor_app.py: one bare Django view with a session and one requests call).
 
 Plain SVG written here, no plotting library.
 
@@ -192,11 +194,71 @@ def phase_panel(results: dict, top: float) -> tuple[list[str], float]:
     return out, legend_y + 16
 
 
+CPU_ACTIONS = ("list", "list_20", "create", "disable", "enable", "detail", "delete", "note_edit")
+FLOOR = "#38a169"
+
+
+def cpu_panel(results: dict, top: float) -> tuple[list[str], float]:
+    cpu = results["cpu_ms_per_action"]
+    goals = results["goals"]["per_action"]
+    floor = (results.get("floor") or {}).get("cpu_ms_per_request")
+    shown = [action for action in CPU_ACTIONS if action in cpu]
+    upto = max([cpu[a] for a in shown] + [floor or 0]) * 1.15
+
+    def scale(ms: float) -> float:
+        return LEFT + ms / upto * PLOT
+
+    out = [
+        _text(
+            LEFT - 70,
+            top + 10,
+            "keyadmin's workers' CPU per action, back to back at 0 ms; the tick is its goal",
+            extra='font-weight="600"',
+        )
+    ]
+    row_height, y = 22, top + 28
+    bottom = y + row_height * len(shown)
+    out += _axis(y - 6, bottom, scale, upto, _step(upto), " ms")
+    for action in shown:
+        out.append(_text(LEFT - 8, y + 12, action.replace("_", " "), "end"))
+        out.append(
+            f'<rect x="{LEFT}" y="{y + 3:.1f}" width="{scale(cpu[action]) - LEFT:.1f}" '
+            f'height="12" fill="{KEYADMIN}"><title>{cpu[action]:.2f} ms</title></rect>'
+        )
+        out.append(_text(scale(cpu[action]) + 4, y + 13, f"{cpu[action]:.1f} ms", extra=""))
+        goal = (goals.get(action) or {}).get("cpu_ms")
+        if goal:
+            out.append(
+                f'<line x1="{scale(goal):.1f}" y1="{y:.1f}" x2="{scale(goal):.1f}" '
+                f'y2="{y + 18:.1f}" stroke="#1a202c" stroke-width="2"/>'
+            )
+        y += row_height
+    legend_y = bottom + 32
+    if floor:
+        x = scale(floor)
+        out.append(
+            f'<line x1="{x:.1f}" y1="{top + 22:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" '
+            f'stroke="{FLOOR}" stroke-width="2" stroke-dasharray="5 3"/>'
+        )
+        out.append(
+            f'<line x1="{LEFT - 70}" y1="{legend_y - 4}" x2="{LEFT - 58}" y2="{legend_y - 4}" '
+            f'stroke="{FLOOR}" stroke-width="2" stroke-dasharray="5 3"/>'
+            + _text(
+                LEFT - 54,
+                legend_y,
+                f"the stack's floor, {floor:.1f} ms: one bare Django view with a database "
+                "session and one requests call",
+            )
+        )
+    return out, legend_y + 16
+
+
 def svg(results: dict) -> str:
     first, after_first = latency_panel(results, 10)
-    second, height = phase_panel(results, after_first + 10)
+    second, after_second = phase_panel(results, after_first + 10)
+    third, height = cpu_panel(results, after_second + 10)
     title = f"keyadmin make bench, {results['when']}, {results['machine']['cpus']} CPUs"
-    body = "\n".join([*first, *second])
+    body = "\n".join([*first, *second, *third])
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0f}" '
         f'viewBox="0 0 {WIDTH} {height:.0f}" {FONT} role="img">\n'
