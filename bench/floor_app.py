@@ -67,10 +67,12 @@ def key_list(request):
         {"id": key["_id"], "name": key["name"], "disabled": key["disabled"]}
         for key in answer.json()
     ]
-    html = engines["django"].from_string(_ROW).render({"keys": keys})
-    return HttpResponse(html)
+    if not _template:
+        _template.append(engines["django"].from_string(_ROW))  # compiled once, as a loader would
+    return HttpResponse(_template[0].render({"keys": keys}))
 
 
+_template: list = []
 _token: list[str] = []
 
 
