@@ -402,6 +402,17 @@ def test_an_undo_failing_midway_is_retried_by_posting_it_again(
     assert states(emulator, user_credentials) == {"key-a": False, "key-b": False, "key-c": True}
 
 
+def test_a_stale_undo_form_does_not_hide_the_undo_on_the_keys_page(
+    client, emulator, user_credentials, three_keys
+):
+    lockdown_id = batch_of(lock_down(client, [three_keys["key-a"]]).content.decode())
+
+    client.post(undo_url(lockdown_id, run=True), {"bound_to": "x"}, headers=HTMX)
+
+    assert AuditEvent.objects.get(action="lock-down-undo").outcome == "denied"
+    assert undo_url(lockdown_id) in client.get(KEYS_URL).content.decode()
+
+
 def test_a_retry_token_from_another_users_lock_down_files_nothing_under_its_id(
     client, emulator, user_credentials, three_keys
 ):
