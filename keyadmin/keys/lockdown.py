@@ -103,13 +103,19 @@ def lockdown(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _undo_context(request: HtmxHttpRequest, batch_id: str) -> dict:
-    again, left = batch.undo_plan(request.connection, batch_id)
+    """What the undo page may say: everything when the lock-down is of the connected user and
+    app ("mine"); otherwise only that it exists. Its user, app, author and keys are for that
+    user's operators and for auditors (the audit page), not for whoever holds its id."""
     summary = batch.lockdown_row(batch_id)
-    mine = summary is not None and (
-        summary.app_id == request.connection.app_id
-        and summary.appservices_user_id == request.connection.user_id
-    )
-    return {"batch_id": batch_id, "lockdown": summary, "mine": mine, "again": again, "left": left}
+    connection = request.connection
+    context = {"batch_id": batch_id, "found": summary is not None, "mine": False}
+    if summary is None or (summary.app_id, summary.appservices_user_id) != (
+        connection.app_id,
+        connection.user_id,
+    ):
+        return context
+    again, left = batch.undo_plan(connection, batch_id)
+    return {**context, "mine": True, "lockdown": summary, "again": again, "left": left}
 
 
 @require_GET
@@ -119,8 +125,7 @@ def _undo_context(request: HtmxHttpRequest, batch_id: str) -> dict:
 def undo_confirm(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
     # From the trail alone, no request upstream: the undo itself reads the list.
     context = _undo_context(request, str(batch_id))
-    status = 200 if context["lockdown"] is not None else 404
-    return render(request, UNDO, _bound(request, context), status=status)
+    return render(request, UNDO, _bound(request, context), status=200 if context["mine"] else 404)
 
 
 @require_POST
@@ -134,6 +139,7 @@ def undo(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
     batch_id = str(batch_id)
     plan = _undo_context(request, batch_id)
     if not plan["mine"]:
+        # Another user's or app's lock-down (or none): refused before any request.
         return render(request, UNDO, _bound(request, plan), status=404)
     done = batch.perform(
         request,
