@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from keyadmin.models import AuditEvent
+from keyadmin.keys import batch
+from keyadmin.keys.batch import new_batch_id
+from keyadmin.models import AuditEvent, UndoClaim
 from tests.support import (
     HTMX,
     KEYS_URL,
@@ -317,9 +321,19 @@ def test_undo_leaves_a_key_enabled_since_and_a_second_undo_does_nothing(
     page = client.get(undo_url(lockdown_id)).content.decode()
 
     assert "Nothing to undo" in page
+    assert re.search(r"This lock-down was undone by Sam Support at [0-9-]+ \d\d:\d\d \(UTC\)", page)
+    assert undo_url(lockdown_id, run=True) not in page
     again = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX).content.decode()
-    assert emulator.request_count("keys_enable") == 0
+    assert emulator.request_count() == 0  # the replayed form: not even the list
     assert a not in again
+    assert again.lstrip().startswith('<section id="undo-answer"')
+    text = " ".join(again.split())
+    assert "This lock-down was undone by Sam Support at " in text
+    assert "There is nothing left to undo, so nothing was sent to App Services." in text
+    refused = AuditEvent.objects.filter(action="lock-down-undo", outcome="denied").get()
+    assert refused.detail == f"lock-down {lockdown_id}: nothing left to undo"
+    assert AuditEvent.objects.filter(action="lock-down-undo", outcome="ok").count() == 1
+    assert not UndoClaim.objects.exists()
 
 
 def test_the_keys_page_offers_the_undo_while_the_lock_down_is_the_latest(
@@ -395,6 +409,7 @@ def test_undo_of_another_users_lock_down_touches_nothing_and_says_nothing_of_the
         assert_says_nothing_about(answer.content.decode(), their_user_id, "key-a")
     assert emulator.request_count() == 0
     assert not AuditEvent.objects.filter(action="lock-down-undo").exists()
+    assert not UndoClaim.objects.exists()
     assert states(emulator, user_credentials)["key-a"] is True
 
 
@@ -450,6 +465,142 @@ def test_an_undo_failing_midway_is_retried_by_posting_it_again(
     assert emulator.request_count("keys_enable") == 1  # a only: the first undo did b
     assert result_of(again, a) == "done"
     assert b not in again
+    assert states(emulator, user_credentials) == {"key-a": False, "key-b": False, "key-c": True}
+
+
+# --- one undo at a time ---
+
+
+def test_an_undo_claim_is_held_by_one_request_until_it_is_released(rf):
+    lockdown_id, other_lockdown = new_batch_id(), new_batch_id()
+
+    first = batch.claim_undo(rf.post("/"), lockdown_id)
+    second = batch.claim_undo(rf.post("/"), lockdown_id)
+
+    assert first.ours and not second.ours
+    assert second.claim.undo_batch_id == first.claim.undo_batch_id  # the holder, to name it
+    assert batch.undo_under_way(lockdown_id).undo_batch_id == first.claim.undo_batch_id
+    assert batch.claim_undo(rf.post("/"), other_lockdown).ours  # another lock-down is free
+    assert not batch.claim_undo(rf.post("/"), lockdown_id).ours  # still held
+    batch.release_undo(first.claim)
+    assert batch.undo_under_way(lockdown_id) is None
+    third = batch.claim_undo(rf.post("/"), lockdown_id)
+    assert third.ours and third.claim.undo_batch_id != first.claim.undo_batch_id
+
+
+def test_an_undo_claim_of_a_crashed_process_expires_and_is_taken_over_once(rf, settings):
+    settings.KEYADMIN_BATCH_DEADLINE = 20
+    lockdown_id = new_batch_id()
+    crashed = batch.claim_undo(rf.post("/"), lockdown_id).claim
+    left_for = crashed.expires_at - crashed.claimed_at
+    assert left_for == timedelta(seconds=20 + batch.UNDO_CLAIM_MARGIN)
+    # The process died: no release. Until the claim expires it holds; then it does not.
+    UndoClaim.objects.filter(pk=lockdown_id).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert batch.undo_under_way(lockdown_id) is None
+
+    taken = batch.claim_undo(rf.post("/"), lockdown_id)
+    again = batch.claim_undo(rf.post("/"), lockdown_id)
+
+    assert taken.ours and taken.claim.undo_batch_id != crashed.undo_batch_id
+    assert not again.ours and again.claim.undo_batch_id == taken.claim.undo_batch_id
+    batch.release_undo(crashed)  # a late release of the dead undo frees nothing
+    assert batch.undo_under_way(lockdown_id).undo_batch_id == taken.claim.undo_batch_id
+
+
+def hold_claim(lockdown_id: str, staff_name: str = "Olga Operator") -> UndoClaim:
+    """An undo of `lockdown_id` under way in another request: its claim, as it wrote it."""
+    now = timezone.now()
+    return UndoClaim.objects.create(
+        lockdown_batch_id=lockdown_id,
+        undo_batch_id=new_batch_id(),
+        staff_name=staff_name,
+        claimed_at=now,
+        expires_at=now + timedelta(seconds=60),
+    )
+
+
+def test_an_undo_while_another_is_under_way_sends_nothing_and_says_by_whom(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    lockdown_id = batch_of(lock_down(client, [a, b]).content.decode())
+    form = rendered_fields(client.get(undo_url(lockdown_id)).content.decode())
+    holder = hold_claim(lockdown_id)
+    emulator.reset_stats()
+
+    fragment = client.post(undo_url(lockdown_id, run=True), form, headers=HTMX)
+    plain = client.post(undo_url(lockdown_id, run=True), form)
+    page = client.get(undo_url(lockdown_id)).content.decode()
+
+    assert emulator.request_count() == 0
+    assert states(emulator, user_credentials) == {"key-a": True, "key-b": True, "key-c": True}
+    at = timezone.localtime(holder.claimed_at).strftime("%Y-%m-%d %H:%M")
+    busy = f"This lock-down is already being undone by Olga Operator, since {at} (UTC)."
+    assert fragment.status_code == plain.status_code == 200
+    html = fragment.content.decode()
+    assert html.lstrip().startswith('<section id="undo-answer"')
+    assert busy in " ".join(html.split())
+    assert 'role="alert"' in html
+    assert busy in " ".join(plain.content.decode().split())
+    assert "<html" in plain.content.decode()
+    for answer in (html, plain.content.decode(), page):
+        assert undo_url(lockdown_id, run=True) not in answer  # no form to send it a third time
+    assert "This lock-down is being undone by Olga Operator" in " ".join(page.split())
+    refused = AuditEvent.objects.filter(action="lock-down-undo").order_by("id")
+    assert [(r.outcome, r.detail) for r in refused] == [
+        ("denied", f"lock-down {lockdown_id}: already being undone by undo {holder.undo_batch_id}")
+    ] * 2
+    # The refused requests did not free the claim of the undo under way.
+    assert UndoClaim.objects.get(pk=lockdown_id).undo_batch_id == holder.undo_batch_id
+    # A refusal changed nothing: the keys page still offers the undo.
+    assert undo_url(lockdown_id) in client.get(KEYS_URL).content.decode()
+
+    UndoClaim.objects.filter(pk=lockdown_id).delete()  # that undo ended without a row (it died)
+    emulator.reset_stats()
+    done = client.post(undo_url(lockdown_id, run=True), form, headers=HTMX).content.decode()
+
+    assert emulator.request_count("keys_enable") == 2
+    assert [result_of(done, a), result_of(done, b)] == ["done", "done"]
+    assert not UndoClaim.objects.exists()
+
+
+def test_an_undo_that_raises_releases_its_claim(
+    client, emulator, user_credentials, three_keys, monkeypatch
+):
+    lockdown_id = batch_of(lock_down(client, [three_keys["key-a"]]).content.decode())
+
+    def broken(*args, **kwargs):
+        assert UndoClaim.objects.filter(pk=lockdown_id).exists()  # held while it works
+        raise RuntimeError("a bug midway")
+
+    monkeypatch.setattr(batch, "perform", broken)
+    with pytest.raises(RuntimeError):
+        client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+
+    assert not UndoClaim.objects.exists()
+    assert batch.undo_under_way(lockdown_id) is None
+
+
+def test_a_key_the_lock_downs_retry_disabled_after_the_undo_is_undone_by_a_later_undo(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    emulator.add_fault(route="keys_disable", path=b, action="status", status=500, times=1)
+    first = lock_down(client, [a, b]).content.decode()
+    lockdown_id = batch_of(first)
+    client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)  # a enabled again
+    lock_down(client, [b], batch=_batch_field(first))  # the lock-down's retry: b disabled now
+    emulator.reset_stats()
+
+    page = client.get(undo_url(lockdown_id)).content.decode()
+    later = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX).content.decode()
+
+    assert "It re-enables the key this lock-down disabled" in " ".join(page.split())
+    assert emulator.request_count("keys_enable") == 1
+    assert result_of(later, b) == "done"
+    assert a not in later  # done by the first undo
     assert states(emulator, user_credentials) == {"key-a": False, "key-b": False, "key-c": True}
 
 
