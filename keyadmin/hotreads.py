@@ -279,8 +279,9 @@ audit_insert = _AuditInsert()
 
 def latest_event(actions: tuple[str, ...], app_id: str, user_id: str) -> tuple | None:
     """(id, action, batch_id) of the latest audit row with one of `actions` about this App
-    Services user of this app, or None: what the keys page asks on every list (is there a
-    lock-down to offer to undo?), most often with no such row at all.
+    Services user of this app, refusals left out, or None: what the keys page asks on every list
+    (is there a lock-down to offer to undo?), most often with no such row at all. A refused form
+    (stale, or an undo already under way) changed nothing, so it must not hide the offer.
 
     The app is compared here, not in SQL: given app_id = ?, SQLite (no statistics) walks the
     app_id index, every row of the app; without it, the action index, only these actions' rows
@@ -290,18 +291,19 @@ def latest_event(actions: tuple[str, ...], app_id: str, user_id: str) -> tuple |
     quote = connection.ops.quote_name
     column = {
         name: quote(AuditEvent._meta.get_field(name).column)
-        for name in ("id", "app_id", "action", "batch_id", "appservices_user_id", "at")
+        for name in ("id", "app_id", "action", "batch_id", "appservices_user_id", "at", "outcome")
     }
     # Names from the model's metadata, quoted; every value is a parameter.
     sql = (
         f"SELECT {column['id']}, {column['app_id']}, {column['action']}, {column['batch_id']} "  # noqa: S608  # nosec B608
         f"FROM {quote(AuditEvent._meta.db_table)} "
         f"WHERE {column['action']} IN ({', '.join(['%s'] * len(actions))}) "
-        f"AND {column['appservices_user_id']} = %s "
+        f"AND {column['appservices_user_id']} = %s AND {column['outcome']} <> %s "
         f"ORDER BY {column['at']} DESC, {column['id']} DESC"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*(str(action) for action in actions), user_id])
+        denied = str(AuditEvent.Outcome.DENIED)
+        cursor.execute(sql, [*(str(action) for action in actions), user_id, denied])
         for pk, row_app_id, action, batch_id in cursor.fetchall():
             if row_app_id == app_id:
                 return pk, action, batch_id

@@ -197,3 +197,23 @@ class KeyNote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key_id} {self.purpose}"
+
+
+class UndoClaim(models.Model):
+    """The one undo of a lock-down running now: the row is the claim, its key the lock-down's.
+
+    An undo inserts this row, in a transaction of its own and before any App Services request;
+    the primary key lets one insert win however many workers or instances try at once (SQLite
+    serialises writers, PostgreSQL makes the second insert wait for the first and fail). The
+    winner deletes it when it is done; that the undo happened is the trail's to say, not this
+    table's. `expires_at` frees the lock-down from an undo whose process died before it could.
+    """
+
+    lockdown_batch_id = models.CharField(max_length=36, primary_key=True)
+    undo_batch_id = models.CharField(max_length=36)  # the undo holding it: its release deletes it
+    staff_name = models.CharField(max_length=200, blank=True)  # who, for "being undone by"
+    claimed_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"undo of {self.lockdown_batch_id} by {self.staff_name} until {self.expires_at}"

@@ -91,6 +91,11 @@ def _who(request: HttpRequest, identity: StaffIdentity | None) -> dict[str, str]
     }
 
 
+def staff_name(request: HttpRequest) -> str:
+    """The signed-in staff member's name as a row would carry it ("" for nobody)."""
+    return _who(request, None).get("staff_name", "")
+
+
 def _appservices_user(request: HttpRequest) -> dict:
     """The App Services user, app and (while acting for a customer) customer and ticket."""
     connection = getattr(request, "connection", None)

@@ -21,16 +21,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from keyadmin import appservices, audit, hotreads
 from keyadmin.appservices import MAX_KEYS_PER_USER, ApiKey, check_key_id
 from keyadmin.appservices.connection import Connection
-from keyadmin.models import AuditEvent, KeyNote
+from keyadmin.models import AuditEvent, KeyNote, UndoClaim
 
 logger = logging.getLogger("keyadmin.views")
 
@@ -359,6 +362,20 @@ def disabled_by(connection: Connection, batch_id: str) -> list[AuditEvent]:
     return list(seen.values())
 
 
+def _undo_rows(connection: Connection, batch_id: str):
+    """The summary rows of the undos of lock-down `batch_id` that ran (refusals did nothing)."""
+    return AuditEvent.objects.filter(
+        action=AuditEvent.Action.LOCK_DOWN_UNDO,
+        detail__startswith=f"{UNDO_PREFIX} {batch_id}",
+        **_of(connection),
+    ).exclude(outcome=audit.DENIED)
+
+
+def last_undo(connection: Connection, batch_id: str) -> AuditEvent | None:
+    """The latest undo of lock-down `batch_id` that ran: who undid it, and when."""
+    return _undo_rows(connection, batch_id).order_by("-at", "-id").first()
+
+
 def undo_plan(connection: Connection, batch_id: str) -> tuple[list[AuditEvent], list[AuditEvent]]:
     """(rows of keys to re-enable, rows of keys to leave as they are).
 
@@ -368,13 +385,7 @@ def undo_plan(connection: Connection, batch_id: str) -> tuple[list[AuditEvent], 
     lock-down re-enabled is neither: it is done. A change made outside keyadmin is not in the
     trail; the fresh list at undo time shows it.
     """
-    undone_by = set(
-        AuditEvent.objects.filter(
-            action=AuditEvent.Action.LOCK_DOWN_UNDO,
-            detail__startswith=f"{UNDO_PREFIX} {batch_id}",
-            **_of(connection),
-        ).values_list("batch_id", flat=True)
-    )
+    undone_by = set(_undo_rows(connection, batch_id).values_list("batch_id", flat=True))
     again, left = [], []
     for row in disabled_by(connection, batch_id):
         latest = (
@@ -389,6 +400,80 @@ def undo_plan(connection: Connection, batch_id: str) -> tuple[list[AuditEvent], 
         mine = latest is not None and latest.batch_id == batch_id and latest.action == DISABLE
         (again if mine else left).append(row)
     return again, left
+
+
+# --- one undo of a lock-down at a time ---
+
+# How long a claim outlives its undo's deadline: every App Services call of the undo ends by
+# KEYADMIN_BATCH_DEADLINE (appservices.calls_end_by); what follows is a few audit inserts.
+UNDO_CLAIM_MARGIN = 60  # seconds
+
+
+@dataclass(frozen=True)
+class UndoTurn:
+    """Whether this request may undo the lock-down now: `claim` is its own when `ours`, else
+    that of the undo under way."""
+
+    claim: UndoClaim
+    ours: bool
+
+
+def claim_undo(request, lockdown_id: str) -> UndoTurn:
+    """Claim the undo of lock-down `lockdown_id` for this request, before any upstream request.
+
+    The claim is a row keyed by the lock-down's batch id, inserted in a transaction of its own:
+    the database lets one insert win whatever the number of workers and instances. It is
+    released (`release_undo`) when the undo ends, however it ends, so that the retry its
+    results offer runs at once; and it expires, because a process killed mid-undo (a worker
+    timeout, a deploy, the OOM killer) never runs that release. Expiry alone would hold a
+    retry back for a minute; release alone would block the undo forever after such a crash.
+    An expired claim is taken over by an UPDATE that only matches while it is still expired,
+    so two requests never take over one claim.
+    """
+    for _attempt in range(3):
+        now = timezone.now()
+        fields = {
+            "undo_batch_id": new_batch_id(),
+            "staff_name": audit.staff_name(request),
+            "claimed_at": now,
+            "expires_at": now
+            + timedelta(seconds=settings.KEYADMIN_BATCH_DEADLINE + UNDO_CLAIM_MARGIN),
+        }
+        claim = UndoClaim(lockdown_batch_id=lockdown_id, **fields)
+        try:
+            with transaction.atomic():
+                claim.save(force_insert=True)
+            return UndoTurn(claim, ours=True)
+        except IntegrityError:
+            pass
+        expired = UndoClaim.objects.filter(lockdown_batch_id=lockdown_id, expires_at__lte=now)
+        if expired.update(**fields):
+            logger.warning("undo of a lock-down: took over a claim that expired")
+            return UndoTurn(claim, ours=True)
+        holder = UndoClaim.objects.filter(lockdown_batch_id=lockdown_id).first()
+        if holder is not None:
+            return UndoTurn(holder, ours=False)
+        # Released between the insert and the read: the undo it held is done; claim again.
+    raise DatabaseError("the undo claim neither held nor free after three attempts")
+
+
+def release_undo(claim: UndoClaim) -> None:
+    """The undo holding `claim` has ended: free the lock-down, unless its claim expired and
+    another undo took it over since (that one is not ours to free)."""
+    try:
+        UndoClaim.objects.filter(
+            lockdown_batch_id=claim.lockdown_batch_id, undo_batch_id=claim.undo_batch_id
+        ).delete()
+    except DatabaseError:
+        # The undo itself is over; its claim expires instead.
+        logger.exception("could not release the claim of an undo")
+
+
+def undo_under_way(lockdown_id: str) -> UndoClaim | None:
+    """The claim of an undo of `lockdown_id` running now, if any (an expired one is not)."""
+    return UndoClaim.objects.filter(
+        lockdown_batch_id=lockdown_id, expires_at__gt=timezone.now()
+    ).first()
 
 
 def latest_lockdown(connection: Connection) -> AuditEvent | None:

@@ -13,16 +13,24 @@ those the fresh list shows still disabled. Keys disabled before the lock-down we
 by it; keys changed by hand since were decided on since: both stay as they are. The undo page
 is reachable from the keys page while the lock-down is the user's latest, and from its rows in
 the audit trail for as long as the trail keeps them.
+
+One undo of a lock-down runs at a time, across workers and instances: it claims the lock-down
+in the database (batch.claim_undo) before any request upstream. A second undo meanwhile (two
+tabs, a double submit, a replayed form), and one after the first that finds nothing left, are
+refused with no request upstream and a denied row. The page shows a lock-down of another user
+or app as only that: whose it is and what it did are for that user's operators and auditors.
 """
 
 from __future__ import annotations
+
+import logging
 
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from keyadmin import appservices
+from keyadmin import appservices, audit
 from keyadmin.appservices.connection import forget
 from keyadmin.keys import batch
 from keyadmin.keys.guards import (
@@ -38,6 +46,8 @@ from keyadmin.keys.views import _bound, _manageable
 from keyadmin.models import AuditEvent
 from keyadmin.sso.access import role_required
 from keyadmin.sso.roles import OPERATOR
+
+logger = logging.getLogger("keyadmin.views")
 
 LOCKDOWN = "keyadmin/lockdown.html"
 UNDO = "keyadmin/lockdown-undo.html"
@@ -103,13 +113,32 @@ def lockdown(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _undo_context(request: HtmxHttpRequest, batch_id: str) -> dict:
-    again, left = batch.undo_plan(request.connection, batch_id)
+    """What the undo page may say: everything when the lock-down is of the connected user and
+    app ("mine"); otherwise only that it exists. Its user, app, author and keys are for that
+    user's operators and for auditors (the audit page), not for whoever holds its id."""
     summary = batch.lockdown_row(batch_id)
-    mine = summary is not None and (
-        summary.app_id == request.connection.app_id
-        and summary.appservices_user_id == request.connection.user_id
-    )
-    return {"batch_id": batch_id, "lockdown": summary, "mine": mine, "again": again, "left": left}
+    connection = request.connection
+    context = {"batch_id": batch_id, "found": summary is not None, "mine": False}
+    if summary is None or (summary.app_id, summary.appservices_user_id) != (
+        connection.app_id,
+        connection.user_id,
+    ):
+        return context
+    again, left = batch.undo_plan(connection, batch_id)
+    return {
+        **context,
+        "mine": True,
+        "lockdown": summary,
+        "again": again,
+        "left": left,
+        "undone": batch.last_undo(connection, batch_id),
+        "under_way": batch.undo_under_way(batch_id),
+    }
+
+
+def _undo_page(request: HtmxHttpRequest, context: dict, status: int = 200) -> HttpResponse:
+    partial = f"{UNDO}#confirm" if request.htmx and context["mine"] else UNDO
+    return render(request, partial, _bound(request, context), status=answer_status(request, status))
 
 
 @require_GET
@@ -119,8 +148,19 @@ def _undo_context(request: HtmxHttpRequest, batch_id: str) -> dict:
 def undo_confirm(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
     # From the trail alone, no request upstream: the undo itself reads the list.
     context = _undo_context(request, str(batch_id))
-    status = 200 if context["lockdown"] is not None else 404
-    return render(request, UNDO, _bound(request, context), status=status)
+    return render(request, UNDO, _bound(request, context), status=200 if context["mine"] else 404)
+
+
+def _refuse_undo(request: HtmxHttpRequest, batch_id: str, context: dict, why: str):
+    """An undo that would do nothing, or twice: no upstream request, one audit row, the page."""
+    logger.info("undo of a lock-down refused: %s", why)
+    audit.record(
+        request,
+        AuditEvent.Action.LOCK_DOWN_UNDO,
+        audit.DENIED,
+        detail=f"lock-down {batch_id}: {why}",
+    )
+    return _undo_page(request, {**context, "refused": True})
 
 
 @require_POST
@@ -134,17 +174,35 @@ def undo(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
     batch_id = str(batch_id)
     plan = _undo_context(request, batch_id)
     if not plan["mine"]:
+        # Another user's or app's lock-down (or none): refused before any claim or request.
         return render(request, UNDO, _bound(request, plan), status=404)
-    done = batch.perform(
-        request,
-        _manageable(request),
-        batch.ENABLE,
-        [row.key_id for row in plan["again"]],
-        summary_action=AuditEvent.Action.LOCK_DOWN_UNDO,
-        batch_id=batch.new_batch_id(),
-        left=[row.key_id for row in plan["left"]],
-        summary_detail=f"{batch.UNDO_PREFIX} {batch_id}",
-    )
+    if not plan["again"] and plan["under_way"] is None:
+        return _refuse_undo(request, batch_id, plan, "nothing left to undo")
+    turn = batch.claim_undo(request, batch_id)
+    if not turn.ours:
+        plan["under_way"] = turn.claim
+        return _refuse_undo(
+            request, batch_id, plan, f"already being undone by undo {turn.claim.undo_batch_id}"
+        )
+    try:
+        # Read again under the claim: an undo that ended between the first read and the claim
+        # has its rows in the trail now, and what it did is not done twice.
+        plan = _undo_context(request, batch_id)
+        plan["under_way"] = None  # this request's own claim
+        if not plan["again"]:
+            return _refuse_undo(request, batch_id, plan, "nothing left to undo")
+        done = batch.perform(
+            request,
+            _manageable(request),
+            batch.ENABLE,
+            [row.key_id for row in plan["again"]],
+            summary_action=AuditEvent.Action.LOCK_DOWN_UNDO,
+            batch_id=turn.claim.undo_batch_id,
+            left=[row.key_id for row in plan["left"]],
+            summary_detail=f"{batch.UNDO_PREFIX} {batch_id}",
+        )
+    finally:
+        batch.release_undo(turn.claim)
     return _results(
         request,
         done,

@@ -63,6 +63,7 @@ def test_lock_down_then_undo_it(
     page.locator("[data-latest-lockdown]").get_by_role("link", name="Undo this lock-down").click()
     expect(page.locator(".batch-keys li")).to_have_count(2)
     assert axe() == []
+    undo_page = page.url
     page.get_by_role("button", name="Undo this lock-down").click()
 
     expect(
@@ -77,6 +78,11 @@ def test_lock_down_then_undo_it(
     assert axe() == []
     open_keys(page, live_server)
     expect(page.locator("[data-latest-lockdown]")).to_have_count(0)
+    # Its undo page again (a second tab, the back button): who undid it, and no second undo.
+    page.goto(undo_page)
+    expect(page.locator("[data-undone]")).to_contain_text("This lock-down was undone by")
+    expect(page.get_by_role("button", name="Undo this lock-down")).to_have_count(0)
+    assert axe() == []
 
 
 def test_bulk_delete_of_a_keyboard_selection_that_respects_the_filter(

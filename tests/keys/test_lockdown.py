@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from keyadmin.models import AuditEvent
+from keyadmin.keys import batch
+from keyadmin.keys.batch import new_batch_id
+from keyadmin.models import AuditEvent, UndoClaim
 from tests.support import (
     HTMX,
     KEYS_URL,
@@ -317,9 +321,19 @@ def test_undo_leaves_a_key_enabled_since_and_a_second_undo_does_nothing(
     page = client.get(undo_url(lockdown_id)).content.decode()
 
     assert "Nothing to undo" in page
+    assert re.search(r"This lock-down was undone by Sam Support at [0-9-]+ \d\d:\d\d \(UTC\)", page)
+    assert undo_url(lockdown_id, run=True) not in page
     again = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX).content.decode()
-    assert emulator.request_count("keys_enable") == 0
+    assert emulator.request_count() == 0  # the replayed form: not even the list
     assert a not in again
+    assert again.lstrip().startswith('<section id="undo-answer"')
+    text = " ".join(again.split())
+    assert "This lock-down was undone by Sam Support at " in text
+    assert "There is nothing left to undo, so nothing was sent to App Services." in text
+    refused = AuditEvent.objects.filter(action="lock-down-undo", outcome="denied").get()
+    assert refused.detail == f"lock-down {lockdown_id}: nothing left to undo"
+    assert AuditEvent.objects.filter(action="lock-down-undo", outcome="ok").count() == 1
+    assert not UndoClaim.objects.exists()
 
 
 def test_the_keys_page_offers_the_undo_while_the_lock_down_is_the_latest(
@@ -351,21 +365,73 @@ def test_the_same_user_id_in_another_app_does_not_hide_the_undo(
     assert undo_url(lockdown_id) in client.get(KEYS_URL).content.decode()
 
 
-def test_undo_of_another_users_lock_down_touches_nothing(
+NOT_YOURS = "This lock-down is not of the App Services user you are connected to"
+
+
+def assert_says_nothing_about(html: str, *secrets: str) -> None:
+    assert NOT_YOURS in html
+    for text in secrets:
+        assert text not in html
+    # No counts, no author, no plan: only that it is not this user's.
+    for said in ("Locked down by", "re-enables", "Nothing to undo", "Left as they are", "undone"):
+        assert said not in html
+    assert "/undo/run/" not in html
+
+
+def test_undo_of_another_users_lock_down_touches_nothing_and_says_nothing_of_them(
     client, emulator, user_credentials, three_keys
 ):
+    # Review: the page named the other user's App Services user id (and app) to whoever held the
+    # batch id; an operator connected elsewhere is not that user's operator.
     lockdown_id = batch_of(lock_down(client, [three_keys["key-a"]]).content.decode())
-    other = ("other-" + user_credentials[0], "pw-" + user_credentials[1])
+    their_user_id = AuditEvent.objects.get(action="lock-down").appservices_user_id
+    other = (user_credentials[0].replace("user-", "other-"), "pw-" + user_credentials[1])
     emulator.create_user(*other)
     connect(client, other)
     create_key(client, "theirs")
+    client.get(KEYS_URL)  # the flash messages of the sign-ins ("Connected as …") are shown
     emulator.reset_stats()
 
     page = client.get(undo_url(lockdown_id))
     response = client.post(undo_url(lockdown_id, run=True), {})
+    fragment = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
 
-    assert "This lock-down is about another App Services user" in page.content.decode()
+    assert page.status_code == 404
+    assert_says_nothing_about(
+        page.content.decode(),
+        their_user_id,
+        user_credentials[0],
+        "key-a",
+        three_keys["key-a"],
+    )
     assert response.status_code == 404
+    for answer in (response, fragment):
+        assert_says_nothing_about(answer.content.decode(), their_user_id, "key-a")
+    assert emulator.request_count() == 0
+    assert not AuditEvent.objects.filter(action="lock-down-undo").exists()
+    assert not UndoClaim.objects.exists()
+    assert states(emulator, user_credentials)["key-a"] is True
+
+
+def test_a_lock_down_of_the_same_user_id_in_another_app_is_not_shown_nor_undone(
+    client, emulator, user_credentials, three_keys
+):
+    connected_as = AuditEvent.objects.filter(action="create").first().appservices_user_id
+    lockdown_id = "12345678-1234-4234-8234-123456789abc"
+    about = {"app_id": "another-app", "appservices_user_id": connected_as, "batch_id": lockdown_id}
+    AuditEvent(
+        action="disable", outcome="ok", key_id="a" * 24, key_name="their-key", **about
+    ).save()
+    AuditEvent(action="lock-down", outcome="ok", staff_name="Olga Other", **about).save()
+    emulator.reset_stats()
+
+    page = client.get(undo_url(lockdown_id))
+    response = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+
+    assert page.status_code == 404
+    assert_says_nothing_about(page.content.decode(), "another-app", "their-key", "a" * 24)
+    assert "Olga Other" not in page.content.decode()
+    assert_says_nothing_about(response.content.decode(), "another-app", "their-key")
     assert emulator.request_count() == 0
     assert not AuditEvent.objects.filter(action="lock-down-undo").exists()
 
@@ -400,6 +466,153 @@ def test_an_undo_failing_midway_is_retried_by_posting_it_again(
     assert result_of(again, a) == "done"
     assert b not in again
     assert states(emulator, user_credentials) == {"key-a": False, "key-b": False, "key-c": True}
+
+
+# --- one undo at a time ---
+
+
+def test_an_undo_claim_is_held_by_one_request_until_it_is_released(rf):
+    lockdown_id, other_lockdown = new_batch_id(), new_batch_id()
+
+    first = batch.claim_undo(rf.post("/"), lockdown_id)
+    second = batch.claim_undo(rf.post("/"), lockdown_id)
+
+    assert first.ours and not second.ours
+    assert second.claim.undo_batch_id == first.claim.undo_batch_id  # the holder, to name it
+    assert batch.undo_under_way(lockdown_id).undo_batch_id == first.claim.undo_batch_id
+    assert batch.claim_undo(rf.post("/"), other_lockdown).ours  # another lock-down is free
+    assert not batch.claim_undo(rf.post("/"), lockdown_id).ours  # still held
+    batch.release_undo(first.claim)
+    assert batch.undo_under_way(lockdown_id) is None
+    third = batch.claim_undo(rf.post("/"), lockdown_id)
+    assert third.ours and third.claim.undo_batch_id != first.claim.undo_batch_id
+
+
+def test_an_undo_claim_of_a_crashed_process_expires_and_is_taken_over_once(rf, settings):
+    settings.KEYADMIN_BATCH_DEADLINE = 20
+    lockdown_id = new_batch_id()
+    crashed = batch.claim_undo(rf.post("/"), lockdown_id).claim
+    left_for = crashed.expires_at - crashed.claimed_at
+    assert left_for == timedelta(seconds=20 + batch.UNDO_CLAIM_MARGIN)
+    # The process died: no release. Until the claim expires it holds; then it does not.
+    UndoClaim.objects.filter(pk=lockdown_id).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert batch.undo_under_way(lockdown_id) is None
+
+    taken = batch.claim_undo(rf.post("/"), lockdown_id)
+    again = batch.claim_undo(rf.post("/"), lockdown_id)
+
+    assert taken.ours and taken.claim.undo_batch_id != crashed.undo_batch_id
+    assert not again.ours and again.claim.undo_batch_id == taken.claim.undo_batch_id
+    batch.release_undo(crashed)  # a late release of the dead undo frees nothing
+    assert batch.undo_under_way(lockdown_id).undo_batch_id == taken.claim.undo_batch_id
+
+
+def hold_claim(lockdown_id: str, staff_name: str = "Olga Operator") -> UndoClaim:
+    """An undo of `lockdown_id` under way in another request: its claim, as it wrote it."""
+    now = timezone.now()
+    return UndoClaim.objects.create(
+        lockdown_batch_id=lockdown_id,
+        undo_batch_id=new_batch_id(),
+        staff_name=staff_name,
+        claimed_at=now,
+        expires_at=now + timedelta(seconds=60),
+    )
+
+
+def test_an_undo_while_another_is_under_way_sends_nothing_and_says_by_whom(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    lockdown_id = batch_of(lock_down(client, [a, b]).content.decode())
+    form = rendered_fields(client.get(undo_url(lockdown_id)).content.decode())
+    holder = hold_claim(lockdown_id)
+    emulator.reset_stats()
+
+    fragment = client.post(undo_url(lockdown_id, run=True), form, headers=HTMX)
+    plain = client.post(undo_url(lockdown_id, run=True), form)
+    page = client.get(undo_url(lockdown_id)).content.decode()
+
+    assert emulator.request_count() == 0
+    assert states(emulator, user_credentials) == {"key-a": True, "key-b": True, "key-c": True}
+    at = timezone.localtime(holder.claimed_at).strftime("%Y-%m-%d %H:%M")
+    busy = f"This lock-down is already being undone by Olga Operator, since {at} (UTC)."
+    assert fragment.status_code == plain.status_code == 200
+    html = fragment.content.decode()
+    assert html.lstrip().startswith('<section id="undo-answer"')
+    assert busy in " ".join(html.split())
+    assert 'role="alert"' in html
+    assert busy in " ".join(plain.content.decode().split())
+    assert "<html" in plain.content.decode()
+    for answer in (html, plain.content.decode(), page):
+        assert undo_url(lockdown_id, run=True) not in answer  # no form to send it a third time
+    assert "This lock-down is being undone by Olga Operator" in " ".join(page.split())
+    refused = AuditEvent.objects.filter(action="lock-down-undo").order_by("id")
+    assert [(r.outcome, r.detail) for r in refused] == [
+        ("denied", f"lock-down {lockdown_id}: already being undone by undo {holder.undo_batch_id}")
+    ] * 2
+    # The refused requests did not free the claim of the undo under way.
+    assert UndoClaim.objects.get(pk=lockdown_id).undo_batch_id == holder.undo_batch_id
+    # A refusal changed nothing: the keys page still offers the undo.
+    assert undo_url(lockdown_id) in client.get(KEYS_URL).content.decode()
+
+    UndoClaim.objects.filter(pk=lockdown_id).delete()  # that undo ended without a row (it died)
+    emulator.reset_stats()
+    done = client.post(undo_url(lockdown_id, run=True), form, headers=HTMX).content.decode()
+
+    assert emulator.request_count("keys_enable") == 2
+    assert [result_of(done, a), result_of(done, b)] == ["done", "done"]
+    assert not UndoClaim.objects.exists()
+
+
+def test_an_undo_that_raises_releases_its_claim(
+    client, emulator, user_credentials, three_keys, monkeypatch
+):
+    lockdown_id = batch_of(lock_down(client, [three_keys["key-a"]]).content.decode())
+
+    def broken(*args, **kwargs):
+        assert UndoClaim.objects.filter(pk=lockdown_id).exists()  # held while it works
+        raise RuntimeError("a bug midway")
+
+    monkeypatch.setattr(batch, "perform", broken)
+    with pytest.raises(RuntimeError):
+        client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+
+    assert not UndoClaim.objects.exists()
+    assert batch.undo_under_way(lockdown_id) is None
+
+
+def test_a_key_the_lock_downs_retry_disabled_after_the_undo_is_undone_by_a_later_undo(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    emulator.add_fault(route="keys_disable", path=b, action="status", status=500, times=1)
+    first = lock_down(client, [a, b]).content.decode()
+    lockdown_id = batch_of(first)
+    client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)  # a enabled again
+    lock_down(client, [b], batch=_batch_field(first))  # the lock-down's retry: b disabled now
+    emulator.reset_stats()
+
+    page = client.get(undo_url(lockdown_id)).content.decode()
+    later = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX).content.decode()
+
+    assert "It re-enables the key this lock-down disabled" in " ".join(page.split())
+    assert emulator.request_count("keys_enable") == 1
+    assert result_of(later, b) == "done"
+    assert a not in later  # done by the first undo
+    assert states(emulator, user_credentials) == {"key-a": False, "key-b": False, "key-c": True}
+
+
+def test_a_stale_undo_form_does_not_hide_the_undo_on_the_keys_page(
+    client, emulator, user_credentials, three_keys
+):
+    lockdown_id = batch_of(lock_down(client, [three_keys["key-a"]]).content.decode())
+
+    client.post(undo_url(lockdown_id, run=True), {"bound_to": "x"}, headers=HTMX)
+
+    assert AuditEvent.objects.get(action="lock-down-undo").outcome == "denied"
+    assert undo_url(lockdown_id) in client.get(KEYS_URL).content.decode()
 
 
 def test_a_retry_token_from_another_users_lock_down_files_nothing_under_its_id(
