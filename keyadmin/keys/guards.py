@@ -30,7 +30,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
 from keyadmin import appservices, audit
@@ -45,9 +45,10 @@ from keyadmin.appservices.connection import (
     get_connection,
 )
 from keyadmin.keys.forms import posted_key_name
-from keyadmin.sso import bridge
+from keyadmin.sso import bridge, cookie_check
+from keyadmin.sso.access import session_cookie_needed
 from keyadmin.sso.roles import ACT_FOR, roles_of_on_app
-from keyadmin.sso.session import is_deferred
+from keyadmin.sso.session import is_deferred, open_on_return
 
 logger = logging.getLogger("keyadmin.views")
 
@@ -290,15 +291,37 @@ def ends_at_text(ends_at: int) -> str:
     return timezone.localtime(moment).strftime("%H:%M")
 
 
+def _session_first(request: HtmxHttpRequest) -> HttpResponse:
+    """A request identified by a proxy assertion without a session, which the bridge's App
+    Services sign-in needs: open one, signed in when its cookie comes back here (one redirect,
+    then one bridge sign-in), or say in place why that cannot work.
+    """
+    if request.method not in ("GET", "HEAD"):
+        # An action cannot be sent again by a redirect (it would come back as a GET). CSRF let
+        # it through, so this client keeps cookies: its session had ended. The notice opens one
+        # (a session that signs nobody in, keyadmin.sso.middleware), and the page it lands on
+        # signs in.
+        messages.warning(
+            request,
+            _("keyadmin had to start your session again, so nothing was changed. Try again."),
+        )
+        return HttpResponseClientRefresh() if request.htmx else redirect("keyadmin:keys")
+    if request.htmx and not request.htmx.history_restore_request:
+        # htmx would follow a redirect inside its request and swap whatever came back into a
+        # part of the page: the whole page reloads instead, and goes the way below.
+        return HttpResponseClientRefresh()
+    if cookie_check.came_back_without_cookie(request):
+        return session_cookie_needed(request)
+    open_on_return(request)
+    return cookie_check.redirect_to_self(request)
+
+
 def appservices_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         connection = get_connection(request)
         if connection is None and bridge.enabled() and is_deferred(request):
-            # Identified by a proxy assertion without a session: the bridge's App Services
-            # sign-in needs one, so open it after this answer and come back here.
-            request.session.modified = True
-            return redirect(request.get_full_path())
+            return _session_first(request)
         if connection is None:
             return signin_redirect(request)
         request.connection = connection

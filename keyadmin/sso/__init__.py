@@ -12,7 +12,8 @@ One source, chosen by KEYADMIN_SSO, and nothing else is ever trusted:
 Layers, each importing only those above it:
 
 1. `mode` (which mode, its issuer), `http`, `jwks`, `sources`, `backends`, `bridge_key`, `config`;
-2. `staff` (identity to user), `roles` (groups to roles, pure);
+2. `staff` (identity to user), `roles` (groups to roles, pure), then `cookie_check` (did the
+   session cookie come back);
 3. `bridge`, `oidc` and `actfor` (they use the audit trail, the App Services connection and
    the app registry);
 4. `session` (open and end staff sessions), then `access` (the guards views wear);

@@ -23,6 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
 from keyadmin import audit
+from keyadmin.sso import cookie_check
 from keyadmin.sso.mode import dev_sign_in_enabled
 from keyadmin.sso.roles import ROLES, roles_of
 
@@ -67,6 +68,30 @@ def sso_error(request: HttpRequest, problem: str, status: int | None = None) -> 
     add_never_cache_headers(response)
     if request.htmx:
         response["HX-Refresh"] = "true"  # htmx does not swap errors: show this page whole
+    return response
+
+
+def session_cookie_needed(request: HttpRequest) -> HttpResponse:
+    """The page for a client that came back without the session cookie keyadmin just set
+    (assertion mode, `cookie_check.came_back_without_cookie`), instead of another session and
+    another redirect to the same page. Nothing is stored for it.
+
+    403 like Django's own "CSRF cookie not set": keyadmin knows who this is but will not act
+    without a session; a monitor sees a failure rather than the 302 it would follow forever.
+    Counted and audited as a refused sign-in, like the other refusals anyone can repeat at will:
+    at most one audit row a minute per address, never the assertion.
+    """
+    logger.warning("assertion: the client came back without its session cookie; answered 403")
+    audit.record_sampled(
+        request, "signin", audit.DENIED, detail="the session cookie did not come back"
+    )
+    context = {
+        "host": request.get_host(),
+        "retry_url": cookie_check.this_page(request),
+        "request_id": getattr(request, "request_id", ""),
+    }
+    response = render(request, "keyadmin/cookie-needed.html", context, status=403)
+    add_never_cache_headers(response)
     return response
 
 

@@ -2,11 +2,12 @@
 
 - remote-user and assertion: the front server or proxy vouches for every request. The staff
   session is opened on the first request (assertion mode: the first one whose view writes to the
-  session; until then each request is identified on its own), kept while the same subject keeps
-  arriving, and ended (App Services token revoked) the moment the subject changes or vanishes or
-  loses its group. A request with no identity gets 401, one with a bad identity 401, one outside
-  the allowed groups 403, and none of them a session; those refusals are audited at most once a
-  minute per client address.
+  session; until then each request is identified on its own; a session opened only to see its
+  cookie come back, `session.open_on_return`, is signed in by the request that brings it), kept
+  while the same subject keeps arriving, and ended (App Services token revoked) the moment the
+  subject changes or vanishes or loses its group. A request with no identity gets 401, one with
+  a bad identity 401, one outside the allowed groups 403, and none of them a session; those
+  refusals are audited at most once a minute per client address.
 - oidc and dev: the session was opened by a login; it is ended if it belongs to another issuer
   (the mode or provider changed since).
 - every mode: a session idle for KEYADMIN_SESSION_IDLE_SECONDS ends first.
@@ -25,7 +26,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 
 from keyadmin import audit
-from keyadmin.sso import access, session, staff
+from keyadmin.sso import access, cookie_check, session, staff
 from keyadmin.sso.backends import STAFF_BACKEND
 from keyadmin.sso.mode import DEV_ISSUER, configured_issuer
 from keyadmin.sso.sources import IdentityRejected, per_request_source
@@ -57,6 +58,8 @@ def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
         source = per_request_source()
         if request.path in _exempt_paths():
             return get_response(request)
+        if source is not None and source.mode == "assertion":
+            cookie_check.strip(request)  # before any view builds a URL from this one
         session.end_if_idle(request)
         if source is None:
             _check_session_issuer(request)
@@ -84,6 +87,7 @@ def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
                 )
                 return access.sso_error(request, "not-staff")
             staff.refresh(current, found)
+            session.finish_sign_in(request)  # the cookie of an `open_on_return` came back
             return get_response(request)
         session.end_session(request, "another SSO subject arrived")
         deferred = source.mode == "assertion" and not request.session.keys()
@@ -109,6 +113,8 @@ def _for_this_request(request: HttpRequest, user, get_response) -> HttpResponse:
 
     A proxy assertion identifies every request anyway, so a client that keeps no cookies (a
     script behind a service token) costs no session row and no sign-in audit row per request.
+    A view that needs the session on the next request (the bridge's, in `appservices_required`)
+    opens it with `session.open_on_return`: signed in only once its cookie comes back.
     """
     request.user = user
     request.staff_session_deferred = True

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from keyadmin import audit
 from keyadmin.appservices import connection
-from keyadmin.sso import bridge, oidc
+from keyadmin.sso import bridge, cookie_check, oidc
 from keyadmin.sso.backends import STAFF_BACKEND
 from keyadmin.sso.mode import DEV_ISSUER, dev_sign_in_enabled
 from keyadmin.sso.roles import ROLES
@@ -38,6 +38,11 @@ DEV_USERNAME_PREFIX = "dev:"
 # that a busy page does not write its session row on every request.
 LAST_SEEN_KEY = "keyadmin_last_seen"
 TOUCH_SECONDS = 60
+# A session opened for a request that may not bring its cookie back (`open_on_return`) is
+# signed in by the request that does; until then it lives as long as the mark on the redirect
+# means something, and no less: a browser coming back with a valid mark finds its session.
+PENDING_KEY = "keyadmin_signin_pending"
+PENDING_SECONDS = cookie_check.MAX_AGE_SECONDS
 
 
 def sign_in_dev(request: HttpRequest, name: str, roles: Iterable[str] | None = None) -> None:
@@ -63,8 +68,14 @@ def sign_in_dev(request: HttpRequest, name: str, roles: Iterable[str] | None = N
 
 
 def after_sign_in(request: HttpRequest, user) -> None:
-    """A new staff session exists: audit it, then connect App Services if the bridge is on."""
+    """A new staff session exists: audit it, then connect App Services if the bridge is on.
+
+    A session opened by `open_on_return` is neither audited nor connected yet: that waits for
+    the request that brings its cookie back (`finish_sign_in`).
+    """
     request.session[LAST_SEEN_KEY] = int(time.time())
+    if request.session.get(PENDING_KEY):
+        return
     audit.record(request, "signin", audit.OK, detail=f"KEYADMIN_SSO={settings.KEYADMIN_SSO}")
     staff = staff_of(user)
     if bridge.enabled() and staff is not None:
@@ -98,10 +109,35 @@ def sign_out(request: HttpRequest) -> None:
 
 def end_session(request: HttpRequest, reason: str) -> None:
     """End a session the SSO no longer vouches for (subject changed or gone, group removed)."""
-    if request.user.is_authenticated:
+    if request.user.is_authenticated and request.session.get(PENDING_KEY):
+        logout(request)  # never signed in (`open_on_return`): nothing to revoke or audit
+    elif request.user.is_authenticated:
         _drop_appservices(request, f"staff session ended: {reason}"[:200])
         audit.record(request, "signout", audit.OK, detail=reason)
         logout(request)
+
+
+def open_on_return(request: HttpRequest) -> None:
+    """Open a staff session for this deferred request, but sign in only when it comes back.
+
+    For a client that may keep no cookies (keyadmin.keys.guards.appservices_required redirects
+    it to the same page): until its next request brings the cookie back, the session is a row
+    with the user in it and nothing more. No sign-in audit row, no App Services sign-in (no
+    upstream request, no refresh token in a row nobody will use), and it expires in
+    PENDING_SECONDS rather than KEYADMIN_SESSION_SECONDS, so a client that never comes back
+    leaves one short-lived row per visit.
+    """
+    request.session[PENDING_KEY] = True
+    request.session.set_expiry(PENDING_SECONDS)
+
+
+def finish_sign_in(request: HttpRequest) -> None:
+    """The cookie of a session opened by `open_on_return` came back: sign in now (audited, and
+    connected to App Services through the bridge when it is on), for the whole session's life."""
+    if request.session.pop(PENDING_KEY, None) is None:
+        return
+    request.session.set_expiry(None)
+    after_sign_in(request, request.user)
 
 
 def is_deferred(request: HttpRequest) -> bool:

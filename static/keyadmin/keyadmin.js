@@ -5,6 +5,17 @@
   'use strict';
   document.documentElement.classList.add('js');
 
+  /* The one redirect that opens a staff session behind an identity-aware proxy marks its URL
+     with ?session-check= (keyadmin/sso/cookie_check.py). The server ignores it once the cookie
+     came back; out of the address bar it goes too, so it is neither bookmarked nor shared. */
+  if (window.URLSearchParams && window.history.replaceState) {
+    var here = new URL(window.location.href);
+    if (here.searchParams.has('session-check')) {
+      here.searchParams.delete('session-check');
+      window.history.replaceState(window.history.state, '', here.pathname + here.search + here.hash);
+    }
+  }
+
   if (window.htmx) {
     // No inline styles here (CSP style-src 'self'), so htmx must never copy a style attribute
     // from an old element to its replacement: that setAttribute would be a CSP violation.
