@@ -18,11 +18,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.log import AdminEmailHandler
 
 from keyadmin.appservices import ApiKey, UserSession
 from keyadmin.appservices.connection import SESSION_KEY
 from keyadmin.emulator import store
-from keyadmin.keys import notes
+from keyadmin.keys import lifecycle, notes
 from keyadmin.keys.notes import looks_like_secret
 from keyadmin.models import AuditEvent, KeyNote
 from tests.keys.actfor_support import stored_refresh_token
@@ -663,3 +664,32 @@ def test_the_create_form_refuses_a_secret_in_pieces_before_any_request(client, e
     assert emulator.request_count("keys_create") == 0
     assert f'value="{typed}"' in html
     assert not KeyNote.objects.exists()
+
+
+def test_a_500_while_refusing_a_note_reports_none_of_what_was_typed(
+    client, emulator, key_id, settings, mailoutbox, monkeypatch
+):
+    settings.DEBUG = False
+    settings.ADMINS = [("Operations", "ops@example.com")]
+    handler = AdminEmailHandler(include_html=True)  # the worst case: every frame's locals
+    logging.getLogger("django.request").addHandler(handler)
+    client.raise_request_exception = False
+    secret = emulator_secrets(1, seed=20)[0]
+    typed = " ".join(secret[at : at + 4] for at in range(0, 64, 4))
+
+    def failing_render(*args, **kwargs):
+        raise RuntimeError("template store unavailable (induced)")
+
+    monkeypatch.setattr(lifecycle, "render", failing_render)
+    try:
+        response = save(client, key_id, purpose=typed)
+    finally:
+        logging.getLogger("django.request").removeHandler(handler)
+
+    assert response.status_code == 500
+    reports = [
+        "\n".join([m.subject, m.body, *(str(c) for c, _ in getattr(m, "alternatives", []))])
+        for m in mailoutbox
+    ]
+    assert any("induced" in report and "Local Vars" in report for report in reports)
+    assert not kept_anywhere(secret, [typed, htmllib.escape(typed)], "\n".join(reports))
