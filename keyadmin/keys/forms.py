@@ -16,7 +16,7 @@ from keyadmin.appservices import (
 )
 from keyadmin.appsfile import AppConfig
 from keyadmin.forms import QUIET
-from keyadmin.keys.notes import NOTE_FIELDS, looks_like_secret
+from keyadmin.keys.notes import NOTE_FIELDS, secret_fields
 from keyadmin.sso import actfor
 
 # Browsers compile `pattern` with the `v` flag, where a bare "-" in a class is a syntax error.
@@ -66,17 +66,31 @@ SIGN_IN_FORMS: dict[str, type[forms.Form]] = {
 
 
 NOT_FOR_SECRETS = _(
-    "This looks like a secret (a long run of letters and digits). Notes are not for secrets: "
-    "keep it in your password manager and write here only what it is for."
+    "“%(field)s” looks like a secret (a long run of letters and digits, whole or in pieces, or a "
+    "token). Notes are not for secrets: keep it in your password manager and write here only "
+    "what it is for."
+)
+NOT_FOR_SECRETS_TOGETHER = _(
+    "These fields together look like a secret, split between them: %(fields)s. Notes are not "
+    "for secrets: keep it in your password manager and write here only what it is for."
 )
 
 
 def refuse_secrets(form: forms.Form, names: tuple[str, ...]) -> None:
-    """A field error on each of `names` that holds something shaped like a secret or token."""
-    for name in names:
-        value = form.cleaned_data.get(name)
-        if isinstance(value, str) and looks_like_secret(value):
-            form.add_error(name, forms.ValidationError(NOT_FOR_SECRETS, code="secret"))
+    """A field error on each of `names` that holds something shaped like a secret or token, or
+    on each of those that hold one between them. The message names the fields, never the text."""
+    texts = {name: form.cleaned_data.get(name) for name in names}
+    found, together = secret_fields(
+        {name: text for name, text in texts.items() if isinstance(text, str)}
+    )
+    labels = {name: form.fields[name].label for name in found}
+    for name in found:
+        if together:
+            quoted = ", ".join(f"“{labels[other]}”" for other in found)
+            message = NOT_FOR_SECRETS_TOGETHER % {"fields": quoted}
+        else:
+            message = NOT_FOR_SECRETS % {"field": labels[name]}
+        form.add_error(name, forms.ValidationError(message, code="secret"))
 
 
 class NoteFields(forms.Form):

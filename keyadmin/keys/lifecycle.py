@@ -107,6 +107,8 @@ def _open_form(request: HtmxHttpRequest, key_id: str, *, rotate: bool) -> HttpRe
     return render(request, "keyadmin/row-page.html", context)
 
 
+# A note that was refused as a secret is in its POST: no error report shows what was typed.
+@sensitive_post_parameters(*NoteForm.text_fields)
 @require_http_methods(["GET", "POST"])
 def edit_note(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     if request.method == "GET":

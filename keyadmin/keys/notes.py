@@ -9,8 +9,12 @@ asks App Services anything.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -33,20 +37,153 @@ NOTE_FIELDS = ("purpose", "ticket", "owner", "review_by")
 # Copied to the successor of a rotated key: why it exists does not change with its secret.
 INHERITED_FIELDS = NOTE_FIELDS
 
-# An App Services key secret is 64 letters and digits; a run of 32 is already far past any word,
-# ticket reference or key id (24) a note needs. Tokens (JWTs) are refused too.
-SECRET_LIKE = re.compile(r"[A-Za-z0-9]{32,}")
-
 _MADE_BY_KEYADMIN = (AuditEvent.Action.CREATE, AuditEvent.Action.ROTATE)
 
 
-def looks_like_secret(text: str) -> bool:
+# --- notes are not for secrets ---
+
+# An App Services key secret is 64 letters and digits (keyadmin/emulator/store.py makes them so);
+# a run of 32 is already far past any word, ticket reference or key id (24) a note needs. Tokens
+# (JWTs) are refused too.
+SECRET_LIKE = re.compile(r"[A-Za-z0-9]{32,}")
+SECRET_LENGTH = 64
+# A JWT typed back with spaces or line breaks in it: its header and payload both start "eyJ".
+_SPACED_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}")
+
+# A secret typed back in pieces: chunks of letters and digits with anything but a letter or digit
+# between them (spaces, tabs, line breaks, "-", "_", ".", ",", "/", ":" and the like). A letter of
+# another alphabet ends the run: Spanish prose breaks at its first "ó", a secret has none.
+_RUN = re.compile(r"[A-Za-z0-9]+(?:[\W_]+[A-Za-z0-9]+)*")
+_CHUNK = re.compile(r"[A-Za-z0-9]+")
+# Key ids (24 hex), UUIDs (32) and hashes are hex, and a list of them, joined, is a long string of
+# letters and digits that changes class at every other character. A hex stretch of 16 (joined)
+# ends a run: a real secret holds one about 4 times in 10^8 (2 * 49 * (16/62)^16).
+_HEX = re.compile(r"[0-9a-f]{16,}|[0-9A-F]{16,}")
+
+# Why these two thresholds: a 64-character window of the joined chunks is taken for a secret when
+# it has both the variety and the class changes of 64 random letters and digits. Measured with the
+# emulator's own new_secret() and the notes of tests/keys/test_notes.py, whose property tests
+# keep both sides of each threshold (with a margin) true:
+# - variety, the Shannon entropy of the window's characters: secrets 5.16 bits (median), none
+#   of 10^6 below 4.60; support notes in English reach 4.89 and a paragraph of pangrams 5.36, so
+#   entropy only gates (4.5), it cannot tell prose from a secret alone.
+# - class changes (lower, upper, digit) between neighbours inside a chunk, not counting the
+#   start of a capitalised word or piece ("Phone" in "iPhone", "Key" in "createApiKey"): a secret
+#   cut into chunks of 4, the worst cut taken, has 27 (median) and fewer than 8 with probability
+#   4.4e-7 (exact, from the 81 class patterns of a chunk); notes in English and Spanish, URLs,
+#   e-mail addresses and ticket references reach 3, camelCase API names 5, and timestamps such
+#   as 2025-03-31T23:59:59Z in a row 8, but at 3.7 bits. A 64-character run of "k8s e2e
+#   i18n"-style acronyms reaches 18 and is refused: to a person it reads like a secret too.
+MIN_SECRET_ENTROPY = 4.5
+MIN_SECRET_CLASS_CHANGES = 8
+
+
+def _as_read(text: str) -> str:
     # As a reader would copy it back: fullwidth letters as ASCII, invisible characters (zero-width
     # spaces, soft hyphens) gone; else they hide a secret from the pattern but not from a person.
-    seen = "".join(
+    return "".join(
         char for char in unicodedata.normalize("NFKC", text) if unicodedata.category(char) != "Cf"
     )
-    return bool(SECRET_LIKE.search(seen) or JWT.search(seen))
+
+
+def _kind(char: str) -> str:
+    return "u" if char.isupper() else "l" if char.islower() else "d"
+
+
+def _changes(chunk: str) -> list[int]:
+    """1 for each pair of neighbours in `chunk` whose class changes as in random text."""
+    kinds = [_kind(char) for char in chunk]
+    # How many lowercase letters start at each position: a capitalised piece is "Xyy...".
+    lower_run = [0] * (len(chunk) + 1)
+    for at in range(len(chunk) - 1, -1, -1):
+        lower_run[at] = lower_run[at + 1] + 1 if kinds[at] == "l" else 0
+    flags = []
+    for at in range(1, len(chunk)):
+        before, now = kinds[at - 1], kinds[at]
+        capitalised = (before == "u" and now == "l" and lower_run[at] >= 2) or (
+            before == "l" and now == "u" and lower_run[at + 1] >= 2
+        )
+        flags.append(int(before != now and not capitalised))
+    return flags
+
+
+_XLOGX = [0.0] + [count * math.log2(count) for count in range(1, SECRET_LENGTH + 1)]
+
+
+def _random_windows(chars: str, flags: list[int]) -> Iterator[int]:
+    """The start of each SECRET_LENGTH window of `chars` that reads as random.
+
+    flags[i] is 1 when chars[i - 1] to chars[i] is a class change inside a chunk."""
+    width = SECRET_LENGTH
+    if len(chars) < width:
+        return
+    sums = list(itertools.accumulate(flags, initial=0))
+    if sums[-1] < MIN_SECRET_CLASS_CHANGES:
+        return  # prose: not even all of it together changes class often enough
+    counts = Counter(chars[:width])
+    spread = sum(_XLOGX[count] for count in counts.values())
+    for start in range(len(chars) - width + 1):
+        if start:
+            gone, new = chars[start - 1], chars[start + width - 1]
+            if gone != new:
+                spread -= _XLOGX[counts[gone]] + _XLOGX[counts[new]]
+                counts[gone] -= 1
+                counts[new] += 1
+                spread += _XLOGX[counts[gone]] + _XLOGX[counts[new]]
+        entropy = math.log2(width) - spread / width
+        changes = sums[start + width] - sums[start + 1]
+        if entropy >= MIN_SECRET_ENTROPY and changes >= MIN_SECRET_CLASS_CHANGES:
+            yield start
+
+
+def _split_secrets(seen: str) -> Iterator[tuple[int, int]]:
+    for run in _RUN.finditer(seen):
+        chars, at, flags = [], [], []
+        for chunk in _CHUNK.finditer(run.group()):
+            flags.extend([0, *_changes(chunk.group())])
+            chars.append(chunk.group())
+            at.extend(range(run.start() + chunk.start(), run.start() + chunk.end()))
+        joined = "".join(chars)
+        edges = [0, *itertools.chain.from_iterable(m.span() for m in _HEX.finditer(joined))]
+        edges.append(len(joined))
+        for begin, end in zip(edges[::2], edges[1::2], strict=True):
+            for start in _random_windows(joined[begin:end], [0, *flags[begin + 1 : end]]):
+                yield at[begin + start], at[begin + start + SECRET_LENGTH - 1] + 1
+
+
+def _secrets_in(seen: str) -> Iterator[tuple[int, int]]:
+    """Where `seen` (as read) holds something shaped like a secret or token: (start, end)."""
+    for pattern in (SECRET_LIKE, JWT):
+        yield from (found.span() for found in pattern.finditer(seen))
+    kept = [at for at, char in enumerate(seen) if not char.isspace()]
+    for found in _SPACED_JWT.finditer("".join(seen[at] for at in kept)):
+        yield kept[found.start()], kept[found.end() - 1] + 1
+    yield from _split_secrets(seen)
+
+
+def looks_like_secret(text: str) -> bool:
+    return next(_secrets_in(_as_read(text)), None) is not None
+
+
+def secret_fields(texts: dict[str, str]) -> tuple[list[str], bool]:
+    """The names of `texts` that hold something shaped like a secret, and whether only together.
+
+    Each text alone first; then all of them in order, as one text: a secret split between the
+    purpose and the owner is in neither alone.
+    """
+    alone = [name for name, text in texts.items() if looks_like_secret(text)]
+    if alone:
+        return alone, False
+    seen = {name: _as_read(text) for name, text in texts.items()}
+    spans = list(_secrets_in("\n".join(seen.values())))
+    touched, offset = [], 0
+    for name, text in seen.items():
+        # A field is part of it when letters or digits of its own are (not only a separator).
+        chunks = [(offset + m.start(), offset + m.end()) for m in _CHUNK.finditer(text)]
+        if any(a < finish and begin < b for a, b in chunks for begin, finish in spans):
+            touched.append(name)
+        offset += len(text) + 1
+    return touched, len(touched) > 1
 
 
 @dataclass(frozen=True)
