@@ -11,9 +11,11 @@ from django.utils import timezone
 from keyadmin.keys import batch
 from keyadmin.keys.batch import new_batch_id
 from keyadmin.models import AuditEvent, UndoClaim
+from tests.keys.test_fault_matrix import FAULTS, SAYS, TIMEOUT, _refuse_connections, _visible
 from tests.support import (
     HTMX,
     KEYS_URL,
+    SIGNIN_URL,
     connect,
     connected,
     create_key,
@@ -639,3 +641,121 @@ def test_a_retry_token_from_another_users_lock_down_files_nothing_under_its_id(
     assert not AuditEvent.objects.filter(batch_id=lockdown_id, key_id=theirs).exists()
     connect(client, user_credentials)
     assert client.get(undo_url(lockdown_id)).status_code == 200
+
+
+# --- an undo that meets an App Services error, or a session that cannot manage keys ---
+
+
+def test_a_session_that_cannot_manage_keys_is_not_offered_the_undo_and_is_refused_in_place(
+    client, emulator, user_credentials, three_keys
+):
+    # Review: connected to the lock-down's user through an API key, the operator was shown the
+    # undo form, and pressing it answered a bare 500 (the undo's failure handler did not take
+    # the URL's batch id).
+    a = three_keys["key-a"]
+    lockdown_id = batch_of(lock_down(client, [a]).content.decode())
+    made = client.post("/keys/new/", {"name": "for-login"}).content.decode()
+    secret = made.split('class="secret-value" translate="no">')[1].split("<")[0]
+    assert client.post(SIGNIN_URL, {"provider": "api-key", "key": secret}).status_code == 302
+    client.get(KEYS_URL)  # its "Connected as" notice is shown
+    emulator.reset_stats()
+
+    page = client.get(undo_url(lockdown_id))
+    fragment = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+    plain = client.post(undo_url(lockdown_id, run=True), {})
+
+    assert page.status_code == 200
+    shown = _visible(page.content.decode())
+    assert "It re-enables the key this lock-down disabled" in shown  # the plan, from the trail
+    assert "This session cannot manage API keys" in shown
+    assert "This App Services session was opened with an API key." in shown
+    assert undo_url(lockdown_id, run=True) not in page.content.decode()  # no form to press
+    assert fragment.status_code == 200 and plain.status_code == 403
+    assert fragment.content.decode().lstrip().startswith('<section id="undo-answer"')
+    assert "<html" in plain.content.decode()
+    for answer in (fragment, plain):
+        html = answer.content.decode()
+        text = _visible(html)
+        assert "The lock-down was not undone: no key was changed." in text
+        assert SAYS["403"] in text
+        assert 'role="alert"' in html
+        assert "<title>Something went wrong" not in html
+        assert undo_url(lockdown_id, run=True) not in html
+    assert emulator.request_count() == 0
+    assert states(emulator, user_credentials)["key-a"] is True
+    assert not UndoClaim.objects.exists()
+    refused = AuditEvent.objects.filter(action="lock-down-undo").order_by("id")
+    assert [(r.outcome, r.detail) for r in refused] == [
+        ("denied", f"lock-down {lockdown_id}: NotAllowed")
+    ] * 2
+    # Refusals: connected with the password again, the keys page still offers the undo.
+    connect(client, user_credentials)
+    assert undo_url(lockdown_id) in client.get(KEYS_URL).content.decode()
+
+
+def test_an_error_that_reaches_the_undo_view_is_shown_on_its_page_with_the_form_again(
+    client, emulator, user_credentials, three_keys, monkeypatch
+):
+    """Whatever App Services error gets past the batch (none does today: it answers its own
+    requests' errors), the undo page says it in place, frees the claim and offers the undo."""
+    from keyadmin import appservices
+
+    lockdown_id = batch_of(lock_down(client, [three_keys["key-a"]]).content.decode())
+
+    def unavailable(*args, **kwargs):
+        raise appservices.UpstreamUnavailable(status=503)
+
+    monkeypatch.setattr(batch, "perform", unavailable)
+    fragment = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+    plain = client.post(undo_url(lockdown_id, run=True), {})
+
+    assert fragment.status_code == plain.status_code == 200
+    for answer in (fragment, plain):
+        html = answer.content.decode()
+        assert "The lock-down was not undone: no key was changed." in _visible(html)
+        assert f'action="{undo_url(lockdown_id, run=True)}"' in html  # try again
+    assert not UndoClaim.objects.exists()
+    rows = AuditEvent.objects.filter(action="lock-down-undo")
+    assert {(r.outcome, r.status, r.detail) for r in rows} == {
+        ("failed", 503, f"lock-down {lockdown_id}: UpstreamUnavailable")
+    }
+    assert states(emulator, user_credentials)["key-a"] is True
+
+
+UNDO_FAULTS = [("keys_list", fault) for fault in FAULTS] + [
+    ("keys_enable", fault) for fault in FAULTS if fault != "refused"
+]
+
+
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
+@pytest.mark.parametrize(("route", "fault"), UNDO_FAULTS)
+def test_every_app_services_fault_during_an_undo_is_answered_in_place(
+    client, emulator, settings, user_credentials, three_keys, route, fault, htmx
+):
+    a = three_keys["key-a"]
+    lockdown_id = batch_of(lock_down(client, [a]).content.decode())
+    if fault == "refused":
+        _refuse_connections(client, settings)
+    else:
+        emulator.add_fault(route=route, **FAULTS[fault])
+    if fault == "timeout":
+        settings.APPSERVICES_TIMEOUT = TIMEOUT
+
+    response = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX if htmx else {})
+    emulator.clear_faults()
+
+    html = response.content.decode()
+    assert response.status_code == 200, html[:1500]
+    assert ("<html" in html) is not htmx
+    assert SAYS[fault] in _visible(html), _visible(html)[:1500]
+    assert "<title>Something went wrong" not in html
+    assert "forbidden by policy" not in html  # upstream text goes to the log only
+    if route == "keys_list":
+        assert "The keys could not be listed, so nothing was changed" in _visible(html)
+        assert states(emulator, user_credentials)["key-a"] is True
+    else:
+        assert result_of(html, a) == "failed"
+    assert not UndoClaim.objects.exists()
+    summary = AuditEvent.objects.get(action="lock-down-undo")
+    assert summary.outcome == "failed"
+    assert summary.detail.startswith(f"undoes lock-down {lockdown_id}; ")
