@@ -228,6 +228,8 @@ def undo(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
             batch_id=turn.claim.undo_batch_id,
             left=[row.key_id for row in plan["left"]],
             summary_detail=f"{batch.UNDO_PREFIX} {batch_id}",
+            # Each key row names the lock-down: an undo that dies midway leaves no summary.
+            row_detail=batch.undo_row_detail(batch_id),
         )
     finally:
         batch.release_undo(turn.claim)

@@ -643,6 +643,84 @@ def test_a_retry_token_from_another_users_lock_down_files_nothing_under_its_id(
     assert client.get(undo_url(lockdown_id)).status_code == 200
 
 
+# --- an undo that stopped midway ---
+
+
+@pytest.mark.parametrize("how", ["raised", "killed"])
+def test_an_undo_that_died_midway_is_finished_by_the_next_without_calling_its_keys_hand_made(
+    client, emulator, user_credentials, three_keys, monkeypatch, how
+):
+    # Review: a worker that died after re-enabling a and before b and its summary row left a's
+    # enable row under a batch id nothing named; the next undo's page and summary then said a
+    # was "changed by hand since the lock-down".
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    lockdown_id = batch_of(lock_down(client, [a, b]).content.decode())
+    real_one, calls = batch._one, []
+
+    def dies_at_the_second_key(request, session, bt, key, key_id, deadline_at):
+        calls.append(key_id)
+        if len(calls) == 2:
+            raise SystemExit("worker killed")  # not an AppServicesError: nothing answers it
+        return real_one(request, session, bt, key, key_id, deadline_at)
+
+    monkeypatch.setattr(batch, "_one", dies_at_the_second_key)
+    if how == "killed":  # SIGKILL runs no `finally`: the claim stays until it expires
+        monkeypatch.setattr(batch, "release_undo", lambda claim: None)
+    with pytest.raises(SystemExit):
+        client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+    monkeypatch.undo()
+    assert states(emulator, user_credentials) == {"key-a": False, "key-b": True, "key-c": True}
+    assert not AuditEvent.objects.filter(action="lock-down-undo").exists()  # no summary row
+    if how == "killed":
+        assert UndoClaim.objects.filter(pk=lockdown_id).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
+    emulator.reset_stats()
+
+    page = client.get(undo_url(lockdown_id)).content.decode()
+    done = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX).content.decode()
+    after = client.get(undo_url(lockdown_id)).content.decode()
+
+    plan = " ".join(page.split())
+    assert "It re-enables the key this lock-down disabled, if it is still disabled:" in plan
+    assert "key-b" in plan and "key-a" not in plan
+    for html in (page, done, after):
+        assert "changed by hand" not in html
+        assert "Left as they are" not in html
+    assert emulator.request_count("keys_enable") == 1  # b: a was done by the undo that died
+    assert result_of(done, b) == "done"
+    assert a not in done
+    assert "Nothing to undo" in after
+    assert states(emulator, user_credentials) == {"key-a": False, "key-b": False, "key-c": True}
+    # The trail: a's row from the undo that died names the lock-down; the summary of the one
+    # that finished counts what it did, and calls nothing "left".
+    [dead_row] = AuditEvent.objects.filter(action="enable", key_id=a)
+    assert (dead_row.outcome, dead_row.detail) == ("ok", f"undoes lock-down {lockdown_id}")
+    [summary] = AuditEvent.objects.filter(action="lock-down-undo")
+    assert summary.detail == f"undoes lock-down {lockdown_id}; enable 1 keys: 1 done"
+    assert summary.batch_id == batch_of(done) != dead_row.batch_id
+    assert not UndoClaim.objects.exists()
+
+
+def test_a_failed_row_of_an_undo_names_its_lock_down_and_its_error(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    lockdown_id = batch_of(lock_down(client, [a, b]).content.decode())
+    emulator.add_fault(route="keys_enable", path=b, action="status", status=500, times=1)
+
+    client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+
+    rows = AuditEvent.objects.filter(action="enable").order_by("id")
+    assert [(r.key_id, r.outcome, r.detail) for r in rows] == [
+        (a, "ok", f"undoes lock-down {lockdown_id}"),
+        (b, "failed", f"undoes lock-down {lockdown_id}; UpstreamUnavailable"),
+    ]
+    # A bulk or a row enable names nothing: it is not an undo of this lock-down.
+    client.post(key_url(b, "enable"), row_post(b, "key-b", disabled=True), headers=HTMX)
+    assert AuditEvent.objects.filter(action="enable").order_by("id").last().detail == ""
+
+
 # --- an undo that meets an App Services error, or a session that cannot manage keys ---
 
 
