@@ -11,7 +11,8 @@ batch id. A dead session (401) or rate limiting (429) stops the batch there: eve
 would meet the same answer.
 
 Every row of one batch shares its batch id: one row per key request (its action, the key id
-and the listed name) and one summary row with the counts. Undoing a lock-down reads that trail.
+and the listed name) and one summary row with the counts. Undoing a lock-down reads that trail;
+an undo's key rows also name the lock-down they undo, for an undo that never wrote its summary.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ class Batch:
     unconfirmed: list[ApiKey] = field(default_factory=list)
     stopped_by: appservices.AppServicesError | None = None
     list_error: appservices.AppServicesError | None = None
+    # What each key row's detail starts with: an undo names its lock-down there (undo_plan).
+    row_detail: str = ""
 
     def count(self, *outcomes: str) -> int:
         return sum(1 for result in self.results if result.outcome in outcomes)
@@ -226,14 +229,16 @@ def perform(
     left: list[str] = (),
     confirmed_enabled: bool = False,
     summary_detail: str = "",
+    row_detail: str = "",
 ) -> Batch:
     """List, then `action` on each key of `wanted` this user has and that is not already so.
 
     `left` (an undo's keys changed by hand since) are reported and not touched. With
     `confirmed_enabled` (a lock-down), enabled keys of the list outside `wanted` are reported as
-    not confirmed. The summary row goes in as `summary_action`, its detail after `summary_detail`.
+    not confirmed. The summary row goes in as `summary_action`, its detail after `summary_detail`;
+    each key row's detail starts with `row_detail`.
     """
-    batch = Batch(action=action, batch_id=batch_id)
+    batch = Batch(action=action, batch_id=batch_id, row_detail=row_detail)
     deadline_at = time.monotonic() + settings.KEYADMIN_BATCH_DEADLINE
     with appservices.calls_end_by(deadline_at):
         try:
@@ -303,6 +308,7 @@ def _one(
 
 
 def _record_key(request, batch: Batch, key: ApiKey, outcome: str, error=None) -> None:
+    problem = type(error).__name__ if error is not None else ""
     audit.record(
         request,
         batch.action,
@@ -310,7 +316,7 @@ def _record_key(request, batch: Batch, key: ApiKey, outcome: str, error=None) ->
         status=getattr(error, "status", None),
         key_id=key.id,
         key_name=key.name,  # as the list of this request said it
-        detail=type(error).__name__ if error is not None else "",
+        detail="; ".join(part for part in (batch.row_detail, problem) if part),
         batch_id=batch.batch_id,
     )
 
@@ -341,8 +347,14 @@ def _of(connection: Connection) -> dict[str, str]:
     return {"app_id": connection.app_id, "appservices_user_id": connection.user_id}
 
 
-# How an undo's summary row names the lock-down it undoes: "undoes lock-down <batch id>; …".
+# How an undo's rows name the lock-down they undo: its summary row "undoes lock-down <batch
+# id>; …", and each of its key rows "undoes lock-down <batch id>" (undo_row_detail).
 UNDO_PREFIX = "undoes lock-down"
+
+
+def undo_row_detail(lockdown_id: str) -> str:
+    """The detail of an undo's key rows (followed by "; <error class>" on a failed one)."""
+    return f"{UNDO_PREFIX} {lockdown_id}"
 
 
 def lockdown_row(batch_id: str) -> AuditEvent | None:
@@ -384,8 +396,18 @@ def undo_plan(connection: Connection, batch_id: str) -> tuple[list[AuditEvent], 
     lock-down) was decided on since, and that decision stands. A key an earlier undo of this
     lock-down re-enabled is neither: it is done. A change made outside keyadmin is not in the
     trail; the fresh list at undo time shows it.
+
+    An undo's re-enable is known by its row alone, not only by the summary row that ends its
+    batch: an undo whose process died after a key's request and before its summary (a worker
+    timeout, a deploy, a bug) left that key's row and no summary, and its key was then filed
+    under "changed by hand since". Each key row is written right after its request, so the row
+    is there whenever the change is; a "started" row, or the claim's batch id, would say
+    nothing of which keys were done, and the claim is a lock, gone once released or taken over.
+    `undone_by` still counts the batches of the summary rows, for undos whose key rows were
+    written before those rows named their lock-down.
     """
     undone_by = set(_undo_rows(connection, batch_id).values_list("batch_id", flat=True))
+    undo_mark = undo_row_detail(batch_id)
     again, left = [], []
     for row in disabled_by(connection, batch_id):
         latest = (
@@ -395,7 +417,9 @@ def undo_plan(connection: Connection, batch_id: str) -> tuple[list[AuditEvent], 
             .order_by("-at", "-id")
             .first()
         )
-        if latest is not None and latest.batch_id in undone_by:
+        if latest is not None and (
+            latest.batch_id in undone_by or (latest.action == ENABLE and latest.detail == undo_mark)
+        ):
             continue  # an earlier undo of this lock-down re-enabled it: done
         mine = latest is not None and latest.batch_id == batch_id and latest.action == DISABLE
         (again if mine else left).append(row)

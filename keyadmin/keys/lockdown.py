@@ -19,6 +19,8 @@ in the database (batch.claim_undo) before any request upstream. A second undo me
 tabs, a double submit, a replayed form), and one after the first that finds nothing left, are
 refused with no request upstream and a denied row. The page shows a lock-down of another user
 or app as only that: whose it is and what it did are for that user's operators and auditors.
+A session of the user that cannot manage keys (opened with an API key) sees the plan and why
+it cannot carry it out, no form; its undo, posted all the same, is refused in place, unclaimed.
 """
 
 from __future__ import annotations
@@ -163,19 +165,45 @@ def _refuse_undo(request: HtmxHttpRequest, batch_id: str, context: dict, why: st
     return _undo_page(request, {**context, "refused": True})
 
 
+def _undo_failed(
+    request: HtmxHttpRequest, error: appservices.AppServicesError, batch_id: str
+) -> HttpResponse:
+    """An App Services error that reached the undo view: the undo page, with the problem in
+    place of the results. `batch.perform` answers every error of its own requests (the list's,
+    each key's) with results, so one that gets here came before the first request, or from
+    none: nothing was changed, and that is what the page says. The claim, if taken, was
+    released on the way out of the view."""
+    batch_id = str(batch_id)
+    refused = isinstance(error, appservices.NotAllowed)  # decided here, without a request
+    audit.record(
+        request,
+        AuditEvent.Action.LOCK_DOWN_UNDO,
+        audit.DENIED if refused else audit.FAILED,
+        status=error.status,
+        detail=f"lock-down {batch_id}: {type(error).__name__}",
+    )
+    context = _undo_context(request, batch_id)
+    if not context["mine"]:
+        return render(request, UNDO, _bound(request, context), status=404)
+    return _undo_page(request, {**context, "undo_error": error}, status=page_status(error))
+
+
 @require_POST
 @never_cache
 @role_required(OPERATOR)
 @appservices_required
 @app_role_required(OPERATOR)
 @bound_form(AuditEvent.Action.LOCK_DOWN_UNDO)
-@upstream_errors(_confirm_failed)
+@upstream_errors(_undo_failed)
 def undo(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
     batch_id = str(batch_id)
     plan = _undo_context(request, batch_id)
     if not plan["mine"]:
         # Another user's or app's lock-down (or none): refused before any claim or request.
         return render(request, UNDO, _bound(request, plan), status=404)
+    # A session that cannot manage keys (API key, anonymous) is of this user too: refused
+    # (NotAllowed, to _undo_failed) before the claim, so that it holds back no other undo.
+    session = _manageable(request)
     if not plan["again"] and plan["under_way"] is None:
         return _refuse_undo(request, batch_id, plan, "nothing left to undo")
     turn = batch.claim_undo(request, batch_id)
@@ -193,13 +221,15 @@ def undo(request: HtmxHttpRequest, batch_id: str) -> HttpResponse:
             return _refuse_undo(request, batch_id, plan, "nothing left to undo")
         done = batch.perform(
             request,
-            _manageable(request),
+            session,
             batch.ENABLE,
             [row.key_id for row in plan["again"]],
             summary_action=AuditEvent.Action.LOCK_DOWN_UNDO,
             batch_id=turn.claim.undo_batch_id,
             left=[row.key_id for row in plan["left"]],
             summary_detail=f"{batch.UNDO_PREFIX} {batch_id}",
+            # Each key row names the lock-down: an undo that dies midway leaves no summary.
+            row_detail=batch.undo_row_detail(batch_id),
         )
     finally:
         batch.release_undo(turn.claim)
