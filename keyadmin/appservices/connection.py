@@ -156,12 +156,15 @@ def connect(
     provider: str,
     credentials: dict[str, str],
     app: AppConfig | None = None,
+    *,
+    keep_session_key: bool = False,
 ) -> Connection:
     """Sign in to App Services and remember the session; raises `AppServicesError`.
 
     A session this one replaces is revoked upstream once the new one works: its refresh token
     must not stay valid (for up to 60 days) after keyadmin has forgotten it. A failed sign-in
-    leaves the current session as it was.
+    leaves the current session as it was. The keyadmin session gets a new key, unless
+    `keep_session_key` (only `keyadmin.sso.session.finish_sign_in` asks, and says why).
     """
     app = app or default_app()
     client = appservices.AppServices(app)
@@ -170,7 +173,16 @@ def connect(
         tokens.hostname, tokens.refresh_token, tokens.access_token, app.allowed_hosts
     ).profile()
     can_manage = provider not in PROVIDERS_WITHOUT_KEYS and profile.type == "normal"
-    _remember(request, app, tokens, provider, profile.email, _label(provider, profile), can_manage)
+    _remember(
+        request,
+        app,
+        tokens,
+        provider,
+        profile.email,
+        _label(provider, profile),
+        can_manage,
+        keep_session_key=keep_session_key,
+    )
     return get_connection(request)
 
 
@@ -253,9 +265,11 @@ def _remember(
     can_manage: bool,
     acting: Acting | None = None,
     keep_access_token: bool = False,
+    keep_session_key: bool = False,
 ) -> None:
     previous = get_connection(request)
-    request.session.cycle_key()  # a new privilege level gets a new session id
+    if not keep_session_key:
+        request.session.cycle_key()  # a new privilege level gets a new session id
     request.session[SESSION_KEY] = {
         "app_key": app.key,
         "app_id": app.app_id,

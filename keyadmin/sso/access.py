@@ -15,12 +15,12 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from keyadmin import audit
 from keyadmin.sso import cookie_check
@@ -91,6 +91,33 @@ def session_cookie_needed(request: HttpRequest) -> HttpResponse:
         "request_id": getattr(request, "request_id", ""),
     }
     response = render(request, "keyadmin/cookie-needed.html", context, status=403)
+    add_never_cache_headers(response)
+    return response
+
+
+def sign_in_under_way(request: HttpRequest) -> HttpResponse:
+    """The answer to a request that brought back the cookie of a session another request was
+    still signing in after `session.WAIT_SECONDS` (`session.finish_sign_in`): this page again.
+
+    Not a sign-in of its own: that would be a second App Services login and a second refresh
+    token for one session. Not an error page either: nothing is wrong, and the page asked for
+    (a tab the browser restored) is what the staff member wants. Not a loop: each hop waits in
+    the server again, and ends once the other request has signed in (the next hop has its
+    page), or its claim has lapsed (`session._claim_seconds`, a request that died: the next hop
+    signs in), or the session has ended (the next hop starts afresh): with the defaults, five
+    redirects at most, where a browser gives up after about twenty.
+
+    htmx would follow a redirect inside its request and swap the page into a part of itself:
+    it reloads the page instead. An action is not sent again by a redirect (it would come
+    back as a GET): the keys page. Nothing is stored for this request, not even a notice: the
+    session is the other request's to save.
+    """
+    if request.htmx:
+        response = HttpResponseClientRefresh()
+    elif request.method in ("GET", "HEAD"):
+        response = HttpResponseRedirect(cookie_check.this_page(request))
+    else:
+        response = redirect("keyadmin:keys")
     add_never_cache_headers(response)
     return response
 

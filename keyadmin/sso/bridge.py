@@ -73,16 +73,22 @@ def mint(subject: str, *, name: str | None = None, email: str | None = None) -> 
 
 @sensitive_variables("token")
 def sign_in(
-    request: HttpRequest, subject: str, *, name: str | None = None, email: str | None = None
+    request: HttpRequest,
+    subject: str,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    keep_session_key: bool = False,
 ) -> bool:
     """Connect the new staff session to App Services as `subject`; False (audited) on failure.
 
-    On failure the error's message is kept in the session for `take_failure`.
+    On failure the error's message is kept in the session for `take_failure`. For
+    `keep_session_key`, see `keyadmin.appservices.connection.connect`.
     """
     request.session.pop(FAILURE_KEY, None)
     try:
         token = mint(subject, name=name, email=email)
-        connect(request, "custom-token", {"token": token})
+        connect(request, "custom-token", {"token": token}, keep_session_key=keep_session_key)
     except appservices.AppServicesError as error:
         logger.warning("App Services bridge sign-in failed (%s)", type(error).__name__)
         audit.record_error(request, "appservices-signin", error)

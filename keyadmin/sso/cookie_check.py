@@ -46,13 +46,12 @@ def strip(request: HttpRequest) -> None:
     """Take the mark out of the request's query (GET and QUERY_STRING), kept aside for
     `came_back_without_cookie`."""
     request.cookie_check_mark = ""
-    if PARAM not in request.META.get("QUERY_STRING", ""):
+    # The decoded names, not the raw query: `session%2Dcheck=` is the same parameter to the
+    # QueryDict every view reads, and a link built from it would carry the mark on.
+    if PARAM not in request.GET:
         return
     query = request.GET.copy()
-    marks = query.pop(PARAM, None)
-    if marks is None:  # only a value, or another parameter's name, contained the text
-        return
-    request.cookie_check_mark = marks[-1]
+    request.cookie_check_mark = query.pop(PARAM)[-1]
     request.META["QUERY_STRING"] = query.urlencode()
     request.GET = QueryDict(request.META["QUERY_STRING"], encoding=request.encoding)
 

@@ -3,11 +3,12 @@
 - remote-user and assertion: the front server or proxy vouches for every request. The staff
   session is opened on the first request (assertion mode: the first one whose view writes to the
   session; until then each request is identified on its own; a session opened only to see its
-  cookie come back, `session.open_on_return`, is signed in by the request that brings it), kept
-  while the same subject keeps arriving, and ended (App Services token revoked) the moment the
-  subject changes or vanishes or loses its group. A request with no identity gets 401, one with
-  a bad identity 401, one outside the allowed groups 403, and none of them a session; those
-  refusals are audited at most once a minute per client address.
+  cookie come back, `session.open_on_return`, is signed in by the request that brings it, one
+  however many bring it at once), kept while the same subject keeps arriving, and ended (App
+  Services token revoked) the moment the subject changes or vanishes or loses its group. A
+  request with no identity gets 401, one with a bad identity 401, one outside the allowed groups
+  403, and none of them a session; those refusals are audited at most once a minute per client
+  address.
 - oidc and dev: the session was opened by a login; it is ended if it belongs to another issuer
   (the mode or provider changed since).
 - every mode: a session idle for KEYADMIN_SESSION_IDLE_SECONDS ends first.
@@ -87,7 +88,10 @@ def staff_identity(get_response: Callable[[HttpRequest], HttpResponse]):
                 )
                 return access.sso_error(request, "not-staff")
             staff.refresh(current, found)
-            session.finish_sign_in(request)  # the cookie of an `open_on_return` came back
+            # The cookie of an `open_on_return` came back: signed in by this request, or by
+            # another that brought it back at the same time and this one waited for.
+            if not session.finish_sign_in(request):
+                return access.sign_in_under_way(request)
             return get_response(request)
         session.end_session(request, "another SSO subject arrived")
         deferred = source.mode == "assertion" and not request.session.keys()

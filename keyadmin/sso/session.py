@@ -8,21 +8,26 @@ the App Services session they hold revoked upstream. The guards views use live i
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import SESSION_KEY as USER_KEY
 from django.contrib.auth import login, logout
+from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from keyadmin import audit
+from keyadmin import audit, hotreads
 from keyadmin.appservices import connection
 from keyadmin.sso import bridge, cookie_check, oidc
 from keyadmin.sso.backends import STAFF_BACKEND
@@ -43,6 +48,13 @@ TOUCH_SECONDS = 60
 # means something, and no less: a browser coming back with a valid mark finds its session.
 PENDING_KEY = "keyadmin_signin_pending"
 PENDING_SECONDS = cookie_check.MAX_AGE_SECONDS
+# Several requests can bring that cookie back at once (a browser restoring its tabs): the one
+# whose claim lands first in the session row signs in (`finish_sign_in`), the others wait for it
+# up to WAIT_SECONDS, reading the row again every POLL_SECONDS.
+CLAIM_KEY = "keyadmin_signin_claim"
+WAIT_SECONDS = 10.0
+POLL_SECONDS = 0.05
+_SIGNED_IN = "signed in"
 
 
 def sign_in_dev(request: HttpRequest, name: str, roles: Iterable[str] | None = None) -> None:
@@ -67,11 +79,12 @@ def sign_in_dev(request: HttpRequest, name: str, roles: Iterable[str] | None = N
     after_sign_in(request, user)
 
 
-def after_sign_in(request: HttpRequest, user) -> None:
+def after_sign_in(request: HttpRequest, user, *, keep_session_key: bool = False) -> None:
     """A new staff session exists: audit it, then connect App Services if the bridge is on.
 
     A session opened by `open_on_return` is neither audited nor connected yet: that waits for
-    the request that brings its cookie back (`finish_sign_in`).
+    the request that brings its cookie back (`finish_sign_in`, the one caller that keeps the
+    session key through the App Services sign-in).
     """
     request.session[LAST_SEEN_KEY] = int(time.time())
     if request.session.get(PENDING_KEY):
@@ -79,7 +92,13 @@ def after_sign_in(request: HttpRequest, user) -> None:
     audit.record(request, "signin", audit.OK, detail=f"KEYADMIN_SSO={settings.KEYADMIN_SSO}")
     staff = staff_of(user)
     if bridge.enabled() and staff is not None:
-        bridge.sign_in(request, staff.subject, name=staff.display_name, email=staff.email)
+        bridge.sign_in(
+            request,
+            staff.subject,
+            name=staff.display_name,
+            email=staff.email,
+            keep_session_key=keep_session_key,
+        )
 
 
 def _drop_appservices(request: HttpRequest, why: str) -> None:
@@ -131,13 +150,122 @@ def open_on_return(request: HttpRequest) -> None:
     request.session.set_expiry(PENDING_SECONDS)
 
 
-def finish_sign_in(request: HttpRequest) -> None:
+def finish_sign_in(request: HttpRequest) -> bool:
     """The cookie of a session opened by `open_on_return` came back: sign in now (audited, and
-    connected to App Services through the bridge when it is on), for the whole session's life."""
-    if request.session.pop(PENDING_KEY, None) is None:
-        return
+    connected to App Services through the bridge when it is on), for the whole session's life.
+
+    Of several requests bringing it back at once, exactly one signs in, in every worker and
+    instance: the one whose claim lands first in the session row (`_claim`). The others wait for
+    that sign-in and go on with the session it made, as if they had come after it. False when
+    this request waited WAIT_SECONDS in vain (the sign-in is still under way, or the session
+    ended meanwhile): the middleware answers `access.sign_in_under_way`, and nothing of this
+    request's copy of the session is saved.
+    """
+    if not request.session.get(PENDING_KEY):
+        return True
+    key, user_id = request.session.session_key, request.session.get(USER_KEY)
+    claim = _claim(key)
+    if claim is None or claim == _SIGNED_IN:
+        # This request's copy is from before the sign-in: saved at the end (a LAST_SEEN_KEY
+        # written by `end_if_idle`, a message), it would overwrite the signed-in session, App
+        # Services refresh token and all. From here on it has the row as it is now.
+        request.session = type(request.session)(key)
+        return (
+            claim == _SIGNED_IN
+            and request.session.get(USER_KEY) == user_id
+            and not request.session.get(PENDING_KEY)
+        )
+    request.session.pop(PENDING_KEY, None)
+    request.session.pop(CLAIM_KEY, None)
     request.session.set_expiry(None)
-    after_sign_in(request, request.user)
+    try:
+        # The key stays: the requests waiting for this sign-in hold it, and so does every
+        # request the browser sends before this one's answer reaches it. With a new key they
+        # would find no session, and each would open another and sign in upstream again. It
+        # gives nobody anything: login() made it for this staff member one redirect ago, every
+        # request is identified by its assertion again, and a session that arrives with another
+        # subject's ends (keyadmin.sso.middleware).
+        after_sign_in(request, request.user, keep_session_key=True)
+        # Saved now, not after the page: the refresh token is in the row (sign-out and
+        # end_expired_sessions revoke it from there) whatever the page does, and the waiting
+        # requests go on at once.
+        request.session.save()
+    except BaseException as error:
+        # Nothing of this sign-in is kept: no refresh token that no row holds, and no claim
+        # that would keep the next request with this cookie waiting for a sign-in that is not
+        # coming: that request signs in again.
+        if connection.SESSION_KEY in request.session:
+            connection.disconnect(request)
+        request.session = type(request.session)(key)
+        _release(key, claim)
+        if isinstance(error, UpdateError):
+            # The row went while it was signed in (a request with another subject ended it).
+            raise SessionInterrupted("The session ended while it was being signed in.") from error
+        raise
+    return True
+
+
+def _claim_seconds() -> float:
+    """How long a claim holds: longer than a bridge sign-in can take (the app's location, the
+    login and the profile, each within APPSERVICES_DEADLINE). Past that, the request that made
+    it is taken to be dead (a worker killed mid-sign-in) and the next one claims the session."""
+    return 3 * settings.APPSERVICES_DEADLINE + 5
+
+
+def _claim(key: str) -> str | None:
+    """Claim the pending session `key` for this request to sign in.
+
+    The claim's token when this request is to sign in; _SIGNED_IN once another request has;
+    None when the session ended, or when another request's sign-in was still under way after
+    WAIT_SECONDS.
+
+    The claim is written into the session row with a compare-and-set (an UPDATE of the row
+    only as this request read it), in autocommit, so it is visible to every worker and
+    instance before any upstream request: of the requests that read the same row, the
+    database lets exactly one change it (SQLite writes one at a time; PostgreSQL makes a
+    concurrent UPDATE wait, then finds the row changed). Not a lock in this process, nor the
+    cache: that is per process unless CACHES says otherwise.
+    """
+    store = SessionStore()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        stored = hotreads.session_data(key)
+        data = store.decode(stored) if stored is not None else {}
+        if USER_KEY not in data:
+            return None  # expired, or ended
+        if not data.get(PENDING_KEY):
+            return _SIGNED_IN
+        held = data.get(CLAIM_KEY)
+        at = held.get("at") if isinstance(held, dict) else None
+        now = time.time()
+        if not isinstance(at, int | float) or now - at > _claim_seconds():
+            token = secrets.token_hex(8)
+            data[CLAIM_KEY] = {"at": now, "by": token}
+            claimed = Session.objects.filter(session_key=key, session_data=stored).update(
+                session_data=store.encode(data),
+                # Lives on while it is signed in, however late in its two minutes it came back.
+                expire_date=timezone.now() + timedelta(seconds=PENDING_SECONDS),
+            )
+            if claimed:
+                return token
+            # Another request changed the row first: read it again, shortly, as below (never
+            # in a tight loop, whatever made the UPDATE miss).
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_SECONDS)
+
+
+def _release(key: str, token: str) -> None:
+    """Take this request's claim off the pending session `key`, if it is still there."""
+    store = SessionStore()
+    stored = hotreads.session_data(key)
+    data = store.decode(stored) if stored is not None else {}
+    held = data.get(CLAIM_KEY)
+    if isinstance(held, dict) and held.get("by") == token:
+        del data[CLAIM_KEY]
+        Session.objects.filter(session_key=key, session_data=stored).update(
+            session_data=store.encode(data)
+        )
 
 
 def is_deferred(request: HttpRequest) -> bool:
