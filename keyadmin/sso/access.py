@@ -15,7 +15,7 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
@@ -23,7 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from keyadmin import audit
-from keyadmin.sso import cookie_check
+from keyadmin.sso import cookie_check, session
 from keyadmin.sso.mode import dev_sign_in_enabled
 from keyadmin.sso.roles import ROLES, roles_of
 
@@ -97,27 +97,36 @@ def session_cookie_needed(request: HttpRequest) -> HttpResponse:
 
 def sign_in_under_way(request: HttpRequest) -> HttpResponse:
     """The answer to a request that brought back the cookie of a session another request was
-    still signing in after `session.WAIT_SECONDS` (`session.finish_sign_in`): this page again.
+    still signing in after `session.WAIT_SECONDS` (`session.finish_sign_in`): "Signing you in",
+    a page that reloads itself (its page again) after `session.RELOAD_SECONDS`.
 
     Not a sign-in of its own: that would be a second App Services login and a second refresh
     token for one session. Not an error page either: nothing is wrong, and the page asked for
-    (a tab the browser restored) is what the staff member wants. Not a loop: each hop waits in
-    the server again, and ends once the other request has signed in (the next hop has its
-    page), or its claim has lapsed (`session._claim_seconds`, a request that died: the next hop
-    signs in), or the session has ended (the next hop starts afresh): with the defaults, five
-    redirects at most, where a browser gives up after about twenty.
+    (a tab the browser restored) is what the staff member wants. Not a redirect to it: a
+    sign-in can take longer (up to `session._claim_seconds`) than a browser follows redirects
+    of 2 s each (about twenty), and it would end on the browser's own error. A reload after a
+    pause instead: no waiting request holds a server thread between reloads, and no reload
+    loops for ever: each ends once the other request has signed in (the page asked for), or
+    its claim has lapsed (a request that died: this one signs in), or the session has ended
+    (this one starts afresh). A `<meta>` refresh, not a script (the CSP allows none inline),
+    so it reloads with JavaScript off too; 503 with Retry-After, so a script that keeps
+    cookies sees "not yet" rather than a page, and tries again.
 
-    htmx would follow a redirect inside its request and swap the page into a part of itself:
-    it reloads the page instead. An action is not sent again by a redirect (it would come
-    back as a GET): the keys page. Nothing is stored for this request, not even a notice: the
-    session is the other request's to save.
+    htmx would swap that page into a part of itself: it reloads the page instead, which waits
+    in the server again, then gets the page. An action is not sent again (a reload is a GET):
+    the keys page. Nothing is stored for this request, not even a notice: the session is the
+    other request's to save (the page has no messages, no form, no token).
     """
     if request.htmx:
         response = HttpResponseClientRefresh()
-    elif request.method in ("GET", "HEAD"):
-        response = HttpResponseRedirect(cookie_check.this_page(request))
     else:
-        response = redirect("keyadmin:keys")
+        in_place = request.method in ("GET", "HEAD")
+        context = {
+            "reload_url": cookie_check.this_page(request) if in_place else reverse("keyadmin:keys"),
+            "seconds": session.RELOAD_SECONDS,
+        }
+        response = render(request, "keyadmin/signing-in.html", context, status=503)
+        response["Retry-After"] = str(session.RELOAD_SECONDS)
     add_never_cache_headers(response)
     return response
 

@@ -52,8 +52,21 @@ PENDING_SECONDS = cookie_check.MAX_AGE_SECONDS
 # whose claim lands first in the session row signs in (`finish_sign_in`), the others wait for it
 # up to WAIT_SECONDS, reading the row again every POLL_SECONDS.
 CLAIM_KEY = "keyadmin_signin_claim"
-WAIT_SECONDS = 10.0
+# Why 2 s and not longer: each waiting request holds a server thread while it waits, and a
+# browser restoring many tabs during a slow sign-in (App Services slow, up to
+# `_claim_seconds`) would otherwise hold as many threads for as long, with nothing for other
+# staff. A bridge sign-in usually ends well within 2 s, so the tabs still get their page at
+# once; past that, a tab gets `access.sign_in_under_way` (a page that reloads itself after
+# RELOAD_SECONDS, or HX-Refresh), so a thread is held at most half the time per waiting tab.
+WAIT_SECONDS = 2.0
 POLL_SECONDS = 0.05
+RELOAD_SECONDS = 2
+# Claims are dated by the clock of whichever instance made them and read by another's: a claim
+# lapses only once it is older than a sign-in can take by this much more, so instance clocks
+# that disagree by less than that never end a live claim. Were one to lapse early anyway, the
+# sign-in that held it saves nothing and revokes its own App Services session
+# (`_save_if_claimed`): one login too many, never a refresh token that no row holds.
+CLOCK_SKEW_SECONDS = 30
 _SIGNED_IN = "signed in"
 
 
@@ -165,16 +178,29 @@ def finish_sign_in(request: HttpRequest) -> bool:
         return True
     key, user_id = request.session.session_key, request.session.get(USER_KEY)
     claim = _claim(key)
-    if claim is None or claim == _SIGNED_IN:
-        # This request's copy is from before the sign-in: saved at the end (a LAST_SEEN_KEY
-        # written by `end_if_idle`, a message), it would overwrite the signed-in session, App
-        # Services refresh token and all. From here on it has the row as it is now.
-        request.session = type(request.session)(key)
-        return (
-            claim == _SIGNED_IN
-            and request.session.get(USER_KEY) == user_id
-            and not request.session.get(PENDING_KEY)
-        )
+    if claim is not None and claim != _SIGNED_IN:
+        if _sign_in_claimed(request, key, claim):
+            return True
+        # Its claim lapsed while it signed in, and another request holds the session now: this
+        # one goes on as the others do, waiting for that sign-in (never claiming again).
+        claim = _claim(key, may_claim=False)
+    # This request's copy is from before the sign-in: saved at the end (a LAST_SEEN_KEY
+    # written by `end_if_idle`, a message), it would overwrite the signed-in session, App
+    # Services refresh token and all. From here on it has the row as it is now.
+    request.session = type(request.session)(key)
+    return (
+        claim == _SIGNED_IN
+        and request.session.get(USER_KEY) == user_id
+        and not request.session.get(PENDING_KEY)
+    )
+
+
+def _sign_in_claimed(request: HttpRequest, key: str, claim: str) -> bool:
+    """Sign in the pending session `key` that this request claimed (`claim`, its token).
+
+    False when the claim lapsed meanwhile and another request took the session over: nothing
+    of this sign-in is saved, and its App Services session is revoked upstream.
+    """
     request.session.pop(PENDING_KEY, None)
     request.session.pop(CLAIM_KEY, None)
     request.session.set_expiry(None)
@@ -189,7 +215,7 @@ def finish_sign_in(request: HttpRequest) -> bool:
         # Saved now, not after the page: the refresh token is in the row (sign-out and
         # end_expired_sessions revoke it from there) whatever the page does, and the waiting
         # requests go on at once.
-        request.session.save()
+        kept = _save_if_claimed(request.session, key, claim)
     except BaseException as error:
         # Nothing of this sign-in is kept: no refresh token that no row holds, and no claim
         # that would keep the next request with this cookie waiting for a sign-in that is not
@@ -202,22 +228,52 @@ def finish_sign_in(request: HttpRequest) -> bool:
             # The row went while it was signed in (a request with another subject ended it).
             raise SessionInterrupted("The session ended while it was being signed in.") from error
         raise
-    return True
+    if not kept and connection.SESSION_KEY in request.session:
+        # Saved over the other request's claim, it would leave that request's refresh token in
+        # no row; left unrevoked, this one's would be in no row either.
+        logger.warning("a sign-in outlived its claim; its App Services session is revoked")
+        why = "another request signed this session in"
+        audit.record(request, "appservices-signout", audit.OK, detail=why)
+        connection.disconnect(request)
+    return kept
+
+
+def _save_if_claimed(signed_in: SessionStore, key: str, claim: str) -> bool:
+    """Save `signed_in` over the pending session row `key` if that row still holds `claim`:
+    a compare-and-set, like the claim itself. False when another request claimed it since;
+    UpdateError when the row is gone."""
+    store = SessionStore()
+    for _attempt in range(3):
+        stored = hotreads.session_data(key)
+        if stored is None:
+            raise UpdateError
+        held = store.decode(stored).get(CLAIM_KEY)
+        if not (isinstance(held, dict) and held.get("by") == claim):
+            return False
+        saved = Session.objects.filter(session_key=key, session_data=stored).update(
+            session_data=signed_in.encode(signed_in._get_session()),
+            expire_date=signed_in.get_expiry_date(),
+        )
+        if saved:
+            return True
+        # The row changed between the read and the UPDATE: read it again to see how.
+    return False
 
 
 def _claim_seconds() -> float:
     """How long a claim holds: longer than a bridge sign-in can take (the app's location, the
     login and the profile, each within APPSERVICES_DEADLINE). Past that, the request that made
-    it is taken to be dead (a worker killed mid-sign-in) and the next one claims the session."""
-    return 3 * settings.APPSERVICES_DEADLINE + 5
+    it is taken to be dead (a worker killed mid-sign-in) and the next one claims the session;
+    CLOCK_SKEW_SECONDS more, since the claim's time is another instance's clock."""
+    return 3 * settings.APPSERVICES_DEADLINE + 5 + CLOCK_SKEW_SECONDS
 
 
-def _claim(key: str) -> str | None:
+def _claim(key: str, *, may_claim: bool = True) -> str | None:
     """Claim the pending session `key` for this request to sign in.
 
     The claim's token when this request is to sign in; _SIGNED_IN once another request has;
     None when the session ended, or when another request's sign-in was still under way after
-    WAIT_SECONDS.
+    WAIT_SECONDS. Without `may_claim`, only waits for another request's sign-in.
 
     The claim is written into the session row with a compare-and-set (an UPDATE of the row
     only as this request read it), in autocommit, so it is visible to every worker and
@@ -238,7 +294,7 @@ def _claim(key: str) -> str | None:
         held = data.get(CLAIM_KEY)
         at = held.get("at") if isinstance(held, dict) else None
         now = time.time()
-        if not isinstance(at, int | float) or now - at > _claim_seconds():
+        if may_claim and (not isinstance(at, int | float) or now - at > _claim_seconds()):
             token = secrets.token_hex(8)
             data[CLAIM_KEY] = {"at": now, "by": token}
             claimed = Session.objects.filter(session_key=key, session_data=stored).update(

@@ -13,6 +13,8 @@ The bridge's App Services sign-in is held for a moment here, so that the others 
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 import time
 from datetime import timedelta
@@ -24,6 +26,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
+from keyadmin.appservices import connection
 from keyadmin.appservices.connection import SESSION_KEY as CONNECTION_KEY
 from keyadmin.models import AuditEvent
 from keyadmin.sso import bridge, session
@@ -128,6 +131,14 @@ def at_once(proxy, key: str, paths: list[str]) -> tuple[list[requests.Response],
     return answers, sent_at
 
 
+def reload_of(answer: requests.Response) -> str:
+    """Where the "Signing you in" page reloads to, by itself (its meta refresh)."""
+    found = re.search(r'<meta http-equiv="refresh" content="(\d+); url=([^"]*)">', answer.text)
+    assert found, "no meta refresh on the page"
+    assert int(found[1]) == session.RELOAD_SECONDS
+    return html.unescape(found[2])
+
+
 def only_session() -> tuple[str, dict]:
     (row,) = Session.objects.all()
     return row.session_key, row.get_decoded()
@@ -217,7 +228,13 @@ def test_a_tab_that_waits_in_vain_is_sent_back_to_its_page(
     reloaded = send(proxy, key, KEYS, headers=htmx)
 
     assert signing_in.is_alive()  # these answers came while the sign-in was under way
-    assert (plain.status_code, plain.headers["Location"]) == (302, f"{KEYS}?q=a")
+    # A page that reloads its own address by itself, a moment later: no redirect hops (a
+    # browser stops following them before a slow sign-in ends), no error, no script (CSP).
+    assert plain.status_code == 503
+    assert plain.headers["Retry-After"] == str(session.RELOAD_SECONDS)
+    assert "Signing you in" in page(plain)
+    assert reload_of(plain) == f"{KEYS}?q=a"
+    assert "<script" not in page(plain)
     assert (reloaded.status_code, reloaded.headers["HX-Refresh"]) == (200, "true")
     for answer in (plain, reloaded):
         assert COOKIE not in answer.cookies  # their copies of the session were not saved
@@ -226,7 +243,7 @@ def test_a_tab_that_waits_in_vain_is_sent_back_to_its_page(
     signing_in.join(30)
     assert winner["answer"].status_code == 200
 
-    followed = send(proxy, key, plain.headers["Location"])
+    followed = send(proxy, key, reload_of(plain))
 
     assert followed.status_code == 200
     assert "API keys" in page(followed)
@@ -307,7 +324,7 @@ def test_a_claim_whose_request_died_lapses_and_the_next_request_signs_in(
     claimed(1)  # a request is signing in, as far as the row says
     waited = send(proxy, key, location)
 
-    assert (waited.status_code, waited.headers["Location"]) == (302, KEYS)  # the mark is gone
+    assert (waited.status_code, reload_of(waited)) == (503, KEYS)  # the mark is gone
     assert upstream.request_count() == 0
     assert not AuditEvent.objects.exists()
 
@@ -341,4 +358,74 @@ def test_the_key_kept_through_the_sign_in_is_never_one_planted_in_the_browser(
         assert second.cookies.get(COOKIE, key) == key
     assert send(proxy, key, KEYS).status_code == 200
     assert not Session.objects.filter(session_key=planted.session_key).exists()
+    assert upstream.request_count("login") == 1
+
+
+def test_a_sign_in_that_outlives_its_claim_keeps_nothing_and_revokes_its_own_token(
+    proxy, upstream, held_login, monkeypatch
+):
+    """A claim lapses (`_claim_seconds`) while its sign-in still runs, slower than a sign-in can
+    be (retries, a database waiting on a lock, an instance whose clock is behind): the request
+    that takes the session over signs in too. Each used to save its session over the other's,
+    the last one winning, and the first refresh token ended in no row, valid for 60 days. Now
+    the one that lost its claim saves nothing, revokes its own App Services session, and waits
+    for the other's sign-in like any other tab."""
+    monkeypatch.setattr(session, "_claim_seconds", lambda: 0.5)
+    held_login.hold = 1.5  # longer than the claim holds
+    real_revoke = connection._revoke
+    revoked = []
+
+    def revoke(hostname, refresh_token, allowed_hosts):
+        revoked.append((hostname, refresh_token, allowed_hosts))
+        return real_revoke(hostname, refresh_token, allowed_hosts)
+
+    monkeypatch.setattr(connection, "_revoke", revoke)
+    location, key = opened(proxy)
+    upstream.reset_stats()
+    first = {}
+    signing_in = threading.Thread(target=lambda: first.update(answer=send(proxy, key, location)))
+    signing_in.start()
+    assert held_login.inside.wait(10)
+    time.sleep(0.7)  # the first request's claim has lapsed; its login is still held
+
+    second = send(proxy, key, KEYS)
+    signing_in.join(30)
+
+    for answer in (first["answer"], second):
+        assert answer.status_code == 200
+        assert "API keys" in page(answer)
+    assert upstream.request_count("login") == 2
+    assert upstream.request_count("session_logout") == 1
+    (lost,) = revoked
+    # The loser's token is dead upstream (App Services no longer knows it), the winner's is in
+    # the one session row, and still works: revoking it now is confirmed.
+    assert not real_revoke(*lost)
+    stored_key, data = only_session()
+    assert stored_key == key
+    assert session.PENDING_KEY not in data and session.CLAIM_KEY not in data
+    assert connection.revoke_stored(data)
+    signout = AuditEvent.objects.get(action="appservices-signout")
+    assert (signout.outcome, signout.detail) == ("ok", "another request signed this session in")
+
+
+def test_a_tab_waits_in_the_server_at_most_wait_seconds_however_slow_the_sign_in(
+    proxy, upstream, held_login
+):
+    """Each waiting tab holds a server thread: a slow sign-in must not hold one per restored
+    tab for as long as it takes (they could be every thread the server has)."""
+    assert session.WAIT_SECONDS <= 2
+    held_login.hold = session.WAIT_SECONDS + 2
+    location, key = opened(proxy)
+    signing_in = threading.Thread(target=send, args=(proxy, key, location))
+    signing_in.start()
+    assert held_login.inside.wait(10)
+    started = time.monotonic()
+
+    waited = send(proxy, key, KEYS)
+
+    assert time.monotonic() - started < session.WAIT_SECONDS + 1
+    assert signing_in.is_alive()
+    assert waited.status_code == 503 and reload_of(waited) == KEYS
+    signing_in.join(30)
+    assert send(proxy, key, reload_of(waited)).status_code == 200
     assert upstream.request_count("login") == 1
