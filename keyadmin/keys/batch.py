@@ -27,6 +27,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core import signing
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -501,22 +502,46 @@ def undo_under_way(lockdown_id: str) -> UndoClaim | None:
 
 
 def latest_lockdown(connection: Connection) -> AuditEvent | None:
-    """The lock-down the keys page offers to undo: the user's latest lock-down or undo row is a
-    lock-down that disabled something. None otherwise."""
-    latest = hotreads.latest_event(
-        (AuditEvent.Action.LOCK_DOWN, AuditEvent.Action.LOCK_DOWN_UNDO),
-        connection.app_id,
-        connection.user_id,
-    )
-    if latest is None:
+    """The lock-down the keys page offers to undo: of this user's lock-downs that still have a
+    key to re-enable, the latest (its latest summary row, a retry's when retried). None
+    otherwise.
+
+    A lock-down has a key to re-enable while its disable of that key is the last change
+    keyadmin made to it (as `undo_plan` has it) and no undo of it that ended complete (outcome
+    ok) came after that disable: such an undo re-enabled every key it could, and one it found
+    already enabled or gone elsewhere left no row of its own. So a row that changed nothing
+    hides nothing: a refused undo, one whose list or every enable failed, a later lock-down of
+    no key or of keys already disabled. Every offer is one `undo_plan` would run (its keys to
+    re-enable include these), and it is read from the trail alone: one query when no disable of
+    a batch stands (most lists), two otherwise.
+    """
+    standing = hotreads.standing_disables(connection.app_id, connection.user_id)
+    if not standing:
         return None
-    pk, action, batch_id = latest
-    if action != AuditEvent.Action.LOCK_DOWN or not batch_id:
-        return None
-    disabled_some = AuditEvent.objects.filter(
-        action=DISABLE, outcome=audit.OK, batch_id=batch_id, **_of(connection)
-    ).exists()
-    return AuditEvent.objects.get(pk=pk) if disabled_some else None
+    batches = {batch_id for _key, batch_id, _at, _pk in standing}
+    undone = Q()
+    for batch_id in batches:
+        undone |= Q(detail__startswith=f"{UNDO_PREFIX} {batch_id}")
+    rows = AuditEvent.objects.filter(
+        Q(action=AuditEvent.Action.LOCK_DOWN, batch_id__in=batches)
+        | Q(undone, action=AuditEvent.Action.LOCK_DOWN_UNDO, outcome=audit.OK),
+        **_of(connection),
+    ).order_by("-at", "-id")
+    summaries: dict[str, AuditEvent] = {}
+    completed: dict[str, list[tuple]] = {batch_id: [] for batch_id in batches}
+    for row in rows:
+        if row.action == AuditEvent.Action.LOCK_DOWN:
+            summaries.setdefault(row.batch_id, row)
+            continue
+        for batch_id in batches:
+            if row.detail.startswith(f"{UNDO_PREFIX} {batch_id}"):
+                completed[batch_id].append((row.at, row.pk))
+    live = [
+        summaries[batch_id]
+        for _key, batch_id, at, pk in standing
+        if batch_id in summaries and all(undo <= (at, pk) for undo in completed[batch_id])
+    ]
+    return max(live, key=lambda row: (row.at, row.pk), default=None)
 
 
 def outcome_message(batch: Batch) -> str:

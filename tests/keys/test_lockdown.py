@@ -617,6 +617,123 @@ def test_a_stale_undo_form_does_not_hide_the_undo_on_the_keys_page(
     assert undo_url(lockdown_id) in client.get(KEYS_URL).content.decode()
 
 
+def offered(client) -> str | None:
+    """The batch id of the lock-down the keys page offers to undo, if any."""
+    found = re.findall(
+        r'href="/keys/lock-down/([0-9a-f-]{36})/undo/"', client.get(KEYS_URL).content.decode()
+    )
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("route", ["keys_list", "keys_enable"])
+def test_an_undo_that_re_enabled_nothing_does_not_hide_the_undo_on_the_keys_page(
+    client, emulator, user_credentials, three_keys, route
+):
+    # Review: the banner showed only while the user's latest lock-down or undo row was a
+    # lock-down, so an undo whose list failed, or whose every enable failed, hid the offer of a
+    # lock-down whose keys were all still disabled.
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    lockdown_id = batch_of(lock_down(client, [a, b]).content.decode())
+    # The list once, or each of the two enables.
+    emulator.add_fault(
+        route=route, action="status", status=503, times=1 if route == "keys_list" else 2
+    )
+
+    client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+
+    assert AuditEvent.objects.get(action="lock-down-undo").outcome == "failed"
+    assert states(emulator, user_credentials) == {"key-a": True, "key-b": True, "key-c": True}
+    assert offered(client) == lockdown_id
+    emulator.clear_faults()
+    client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+    assert states(emulator, user_credentials) == {"key-a": False, "key-b": False, "key-c": True}
+    assert offered(client) is None
+
+
+@pytest.mark.parametrize("second", ["no key", "a key disabled already"])
+def test_a_later_lock_down_that_disabled_nothing_does_not_hide_the_undo(
+    client, emulator, user_credentials, three_keys, second
+):
+    # Review: a lock-down of no key (an empty selection) or of keys already disabled wrote the
+    # user's latest lock-down row and hid the offer of the earlier one, whose key was still off.
+    a, c = three_keys["key-a"], three_keys["key-c"]
+    lockdown_id = batch_of(lock_down(client, [a]).content.decode())
+
+    later = batch_of(lock_down(client, [] if second == "no key" else [c]).content.decode())
+
+    assert later != lockdown_id
+    assert AuditEvent.objects.filter(action="lock-down", batch_id=later).get().outcome == "ok"
+    assert offered(client) == lockdown_id
+    assert (
+        f'action="{undo_url(lockdown_id, run=True)}"'
+        in client.get(undo_url(lockdown_id)).content.decode()
+    )
+
+
+def test_a_completed_undo_ends_the_offer_even_of_a_key_it_found_enabled_already(
+    client, emulator, user_credentials, three_keys
+):
+    # The first undo's enable reaches App Services and its answer is lost: keyadmin records a
+    # failure, the key is on. The next undo finds it enabled (no row of its own) and ends
+    # complete: nothing is left to re-enable, so the keys page no longer offers it.
+    a = three_keys["key-a"]
+    lockdown_id = batch_of(lock_down(client, [a]).content.decode())
+    emulator.add_fault(route="keys_enable", action="drop", when="after")
+    client.raise_request_exception = False
+    client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX)
+    emulator.clear_faults()
+    assert states(emulator, user_credentials)["key-a"] is False
+    assert offered(client) == lockdown_id  # the trail says a is still disabled by it
+
+    done = client.post(undo_url(lockdown_id, run=True), {}, headers=HTMX).content.decode()
+
+    assert result_of(done, a) == "already"
+    assert AuditEvent.objects.filter(action="lock-down-undo").latest("id").outcome == "ok"
+    assert offered(client) is None
+
+
+def test_the_offer_is_of_the_latest_lock_down_with_a_key_left_to_re_enable(
+    client, emulator, user_credentials, three_keys
+):
+    a, b = three_keys["key-a"], three_keys["key-b"]
+    first = batch_of(lock_down(client, [a]).content.decode())
+    second = batch_of(lock_down(client, [b]).content.decode())
+    assert offered(client) == second
+
+    client.post(undo_url(second, run=True), {}, headers=HTMX)
+
+    assert offered(client) == first
+    client.post(key_url(a, "enable"), row_post(a, "key-a", disabled=True), headers=HTMX)
+    assert offered(client) is None  # enabled by hand: nothing of the first is left either
+
+
+def test_a_bulk_disable_is_not_offered_as_a_lock_down_to_undo(client, emulator, three_keys):
+    a = three_keys["key-a"]
+    client.post("/keys/bulk/", {"action": "disable", "confirm": "1", "key": [a]}, headers=HTMX)
+
+    assert AuditEvent.objects.filter(action="disable", key_id=a).get().batch_id
+    assert offered(client) is None
+
+
+def test_the_keys_page_asks_the_trail_once_or_twice_whatever_its_length(
+    client, emulator, user_credentials, three_keys, django_assert_num_queries
+):
+    # On every list. One statement when no disable of a batch stands (most lists), one more
+    # to tell a lock-down from a bulk action and find its completed undos; no upstream request.
+    connection = client.get(KEYS_URL).wsgi_request.connection
+    with django_assert_num_queries(1):
+        assert batch.latest_lockdown(connection) is None
+    ids = [three_keys["key-a"], three_keys["key-b"]]
+    lockdown_id = batch_of(lock_down(client, ids).content.decode())
+    for _ in range(3):
+        client.post(undo_url(lockdown_id, run=True), {"bound_to": "x"}, headers=HTMX)
+    emulator.reset_stats()
+    with django_assert_num_queries(2):
+        assert batch.latest_lockdown(connection).batch_id == lockdown_id
+    assert emulator.request_count() == 0
+
+
 def test_a_retry_token_from_another_users_lock_down_files_nothing_under_its_id(
     client, emulator, user_credentials, three_keys
 ):
