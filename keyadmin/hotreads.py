@@ -277,12 +277,16 @@ class _AuditInsert:
 audit_insert = _AuditInsert()
 
 
-def standing_disables(app_id: str, user_id: str) -> list:
+def standing_disables(app_id: str, user_id: str, key_ids: list[str]) -> list:
     """(key_id, batch_id, at, id) of each disable of a batch (a lock-down's, a bulk action's),
-    outcome ok, about a key of this App Services user of this app that is still the last change
-    keyadmin made to that key (no later enable, disable or delete with outcome ok): what the keys
-    page asks on every list (is there a lock-down left to offer to undo?), most often finding
-    nothing. It walks the (app, user, key) index: the user's rows of the app, once."""
+    outcome ok, about one of `key_ids` of this App Services user of this app that is still the
+    last change keyadmin made to that key (no later enable, disable or delete with outcome ok):
+    what the keys page asks on every list (is there a lock-down left to offer to undo?), most
+    often finding nothing. Only the listed keys: a key gone from App Services has nothing to
+    re-enable, and the read stays bounded by the 20 keys' own rows (on the (app, user, key)
+    index) instead of growing with the user's whole trail (review: 157 ms at 50,000 rows)."""
+    if not key_ids:
+        return []
     alias = router.db_for_read(AuditEvent)
     connection = connections[alias]
     quote = connection.ops.quote_name
@@ -303,11 +307,12 @@ def standing_disables(app_id: str, user_id: str) -> list:
         f"ORDER BY {column['at']} DESC, {column['id']} DESC) AS latest "
         f"FROM {table} "
         f"WHERE {column['app_id']} = %s AND {column['appservices_user_id']} = %s "
+        f"AND {column['key_id']} IN ({', '.join(['%s'] * len(key_ids))}) "
         f"AND {column['action']} IN ({', '.join(['%s'] * len(key_actions))}) "
         f"AND {column['outcome']} = %s) changes "
         f"WHERE latest = 1 AND {column['action']} = %s AND {column['batch_id']} <> ''"
     )
-    params = [app_id, user_id, *(str(action) for action in key_actions)]
+    params = [app_id, user_id, *key_ids, *(str(action) for action in key_actions)]
     params += [str(AuditEvent.Outcome.OK), str(AuditEvent.Action.DISABLE)]
     at = meta.get_field("at")
     at_column = at.get_col(meta.db_table)

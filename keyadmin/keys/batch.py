@@ -501,10 +501,10 @@ def undo_under_way(lockdown_id: str) -> UndoClaim | None:
     ).first()
 
 
-def latest_lockdown(connection: Connection) -> AuditEvent | None:
-    """The lock-down the keys page offers to undo: of this user's lock-downs that still have a
-    key to re-enable, the latest (its latest summary row, a retry's when retried). None
-    otherwise.
+def latest_lockdown(connection: Connection, key_ids: list[str]) -> AuditEvent | None:
+    """The lock-down the keys page offers to undo: of this user's lock-downs that still have one
+    of the listed `key_ids` to re-enable, the latest (its latest summary row, a retry's when
+    retried). None otherwise.
 
     A lock-down has a key to re-enable while its disable of that key is the last change
     keyadmin made to it (as `undo_plan` has it) and no undo of it that ended complete (outcome
@@ -515,7 +515,7 @@ def latest_lockdown(connection: Connection) -> AuditEvent | None:
     re-enable include these), and it is read from the trail alone: one query when no disable of
     a batch stands (most lists), two otherwise.
     """
-    standing = hotreads.standing_disables(connection.app_id, connection.user_id)
+    standing = hotreads.standing_disables(connection.app_id, connection.user_id, key_ids)
     if not standing:
         return None
     batches = {batch_id for _key, batch_id, _at, _pk in standing}

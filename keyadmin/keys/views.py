@@ -151,7 +151,7 @@ def _render_keys(
         "list_error": error,
         "stale": stale,
         "max_keys": MAX_KEYS_PER_USER,
-        "latest_lockdown": batch.latest_lockdown(request.connection),
+        "latest_lockdown": batch.latest_lockdown(request.connection, [key.id for key in keys]),
     }
     # The htmx fragment is the table alone: no create form to build, nor a nonce to issue for it.
     if not request.htmx:

@@ -722,16 +722,22 @@ def test_the_keys_page_asks_the_trail_once_or_twice_whatever_its_length(
     # On every list. One statement when no disable of a batch stands (most lists), one more
     # to tell a lock-down from a bulk action and find its completed undos; no upstream request.
     connection = client.get(KEYS_URL).wsgi_request.connection
+    listed = list(three_keys.values())
     with django_assert_num_queries(1):
-        assert batch.latest_lockdown(connection) is None
+        assert batch.latest_lockdown(connection, listed) is None
     ids = [three_keys["key-a"], three_keys["key-b"]]
     lockdown_id = batch_of(lock_down(client, ids).content.decode())
     for _ in range(3):
         client.post(undo_url(lockdown_id, run=True), {"bound_to": "x"}, headers=HTMX)
     emulator.reset_stats()
     with django_assert_num_queries(2):
-        assert batch.latest_lockdown(connection).batch_id == lockdown_id
+        assert batch.latest_lockdown(connection, listed).batch_id == lockdown_id
     assert emulator.request_count() == 0
+    # Only the listed keys are read: with none of the locked-down keys listed, nothing stands.
+    with django_assert_num_queries(1):
+        assert batch.latest_lockdown(connection, [three_keys["key-c"]]) is None
+    with django_assert_num_queries(0):
+        assert batch.latest_lockdown(connection, []) is None
 
 
 def test_a_retry_token_from_another_users_lock_down_files_nothing_under_its_id(
