@@ -228,13 +228,20 @@ def _sign_in_claimed(request: HttpRequest, key: str, claim: str) -> bool:
             # The row went while it was signed in (a request with another subject ended it).
             raise SessionInterrupted("The session ended while it was being signed in.") from error
         raise
+    if not kept:
+        # The row kept changing under it (three reads in a row): a claim still on it would hold
+        # every other tab back until it lapses, for a sign-in that is not coming.
+        _release(key, claim)
     if not kept and connection.SESSION_KEY in request.session:
         # Saved over the other request's claim, it would leave that request's refresh token in
-        # no row; left unrevoked, this one's would be in no row either.
+        # no row; left unrevoked, this one's would be in no row either. Revoked whatever the
+        # audit insert does: a failing insert must not leave the token in no row.
         logger.warning("a sign-in outlived its claim; its App Services session is revoked")
         why = "another request signed this session in"
-        audit.record(request, "appservices-signout", audit.OK, detail=why)
-        connection.disconnect(request)
+        try:
+            audit.record(request, "appservices-signout", audit.OK, detail=why)
+        finally:
+            connection.disconnect(request)
     return kept
 
 
