@@ -47,6 +47,10 @@ def _text(x: float, y: float, text: str, anchor: str = "start", extra: str = "")
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" {extra}>{escape(text)}</text>'
 
 
+def _heading(top: float, text: str) -> str:
+    return _text(LEFT - 70, top + 10, text, extra='font-weight="600"')
+
+
 def _axis(top: float, bottom: float, scale, upto: float, step: float, unit: str) -> list[str]:
     out = []
     tick = 0.0
@@ -78,12 +82,10 @@ def latency_panel(results: dict, top: float) -> tuple[list[str], float]:
 
     row_height, y = 34, top + 28
     out = [
-        _text(
-            LEFT - 70,
-            top + 10,
+        _heading(
+            top,
             f"Latency at {results['config']['latency_ms']} ms upstream, one request at a time "
             f"({latency['list']['samples']} of each): p5-p95, p25-p75, p50",
-            extra='font-weight="600"',
         )
     ]
     bottom = y + row_height * len(ACTIONS)
@@ -152,11 +154,8 @@ def phase_panel(results: dict, top: float) -> tuple[list[str], float]:
         return LEFT + ms / upto * PLOT
 
     out = [
-        _text(
-            LEFT - 70,
-            top + 10,
-            "Where keyadmin's p50 goes (Server-Timing medians); the dashed line is direct p50",
-            extra='font-weight="600"',
+        _heading(
+            top, "Where keyadmin's p50 goes (Server-Timing medians); the dashed line is direct p50"
         )
     ]
     row_height, y = 26, top + 28
@@ -209,11 +208,8 @@ def cpu_panel(results: dict, top: float) -> tuple[list[str], float]:
         return LEFT + ms / upto * PLOT
 
     out = [
-        _text(
-            LEFT - 70,
-            top + 10,
-            "keyadmin's workers' CPU per action, back to back at 0 ms; the tick is its goal",
-            extra='font-weight="600"',
+        _heading(
+            top, "keyadmin's workers' CPU per action, back to back at 0 ms; the tick is its goal"
         )
     ]
     row_height, y = 22, top + 28

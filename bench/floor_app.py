@@ -16,6 +16,7 @@ token: never in the environment or on a command line).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -54,7 +55,6 @@ _ROW = (
 
 def key_list(request):
     from django.http import HttpResponse
-    from django.template import engines
 
     request.session.get("n")  # the session row is read, as keyadmin reads its own
     answer = _http.get(
@@ -67,19 +67,19 @@ def key_list(request):
         {"id": key["_id"], "name": key["name"], "disabled": key["disabled"]}
         for key in answer.json()
     ]
-    if not _template:
-        _template.append(engines["django"].from_string(_ROW))  # compiled once, as a loader would
-    return HttpResponse(_template[0].render({"keys": keys}))
+    return HttpResponse(_row_template().render({"keys": keys}))
 
 
-_template: list = []
-_token: list[str] = []
+@functools.cache
+def _row_template():
+    from django.template import engines
+
+    return engines["django"].from_string(_ROW)  # compiled once, as a loader would
 
 
+@functools.cache
 def _bearer() -> str:
-    if not _token:
-        _token.append(Path(os.environ["FLOOR_BEARER_FILE"]).read_text().strip())
-    return _token[0]
+    return Path(os.environ["FLOOR_BEARER_FILE"]).read_text().strip()
 
 
 def _urlpatterns():

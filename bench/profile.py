@@ -46,10 +46,6 @@ def _cpu_ticks(pids: list[int]) -> tuple[int, int]:
     return user, system
 
 
-def _count(made_so_far: list[int]) -> int:
-    return made_so_far[0]
-
-
 def repeat(staff: Staff, action: str, stop: threading.Event, made_so_far: list[int]) -> int:
     """Run `action` until `stop`, counting in `made_so_far[0]`; the number of actions made."""
     keys = [staff.create(f"profile-{n}") for n in range(5 if action != "list20" else 20)]
@@ -148,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1)  # warm: the keys are made, caches and connections are filled
         pids = gunicorn.worker_pids()
         pid = pids[0]
-        before, made_before = _cpu_ticks(pids), _count(made_so_far)
+        before, made_before = _cpu_ticks(pids), made_so_far[0]
         if args.no_spy:
             time.sleep(args.seconds)
         else:
@@ -175,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        after, made_after = _cpu_ticks(pids), _count(made_so_far)
+        after, made_after = _cpu_ticks(pids), made_so_far[0]
         stop.set()
         worker.join()
         actions = max(1, made_after - made_before)

@@ -18,12 +18,18 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import pytest
 import requests
+from django.conf import settings
 
 from bench.harness import Gunicorn, keyadmin_env, make_staff_sessions, manage
 from keyadmin.sso.roles import ROLES
@@ -90,6 +96,43 @@ def keyadmin_server(
     return Gunicorn(
         env={**env, "KEYADMIN_THREADS": str(threads)}, log_path=log_path, workers=workers
     )
+
+
+@contextmanager
+def fresh_postgresql() -> Iterator[str]:
+    """A new database on DATABASE_URL's PostgreSQL server: its URL. Dropped afterwards."""
+    import psycopg
+
+    url = settings.DATABASE_URL
+    name = f"keyadmin_test_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlsplit(url)._replace(path=f"/{name}").geturl()
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def two_instances(
+    database: str, workdir: Path, upstream_url: str, **overrides: str
+) -> Iterator[tuple[Gunicorn, Gunicorn, dict[str, str]]]:
+    """Instances A (two workers) and B (one) on one migrated database, as instances behind a load
+    balancer share theirs: a SQLite file in `workdir` (`database` "sqlite"), or a PostgreSQL
+    database of their own (`database` "postgresql"; skipped unless DATABASE_URL names one)."""
+    with ExitStack() as stack:
+        chosen = {}
+        if database == "postgresql":
+            if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+                pytest.skip("needs PostgreSQL: DATABASE_URL=postgres://... (make test-postgres)")
+            chosen["DATABASE_URL"] = stack.enter_context(fresh_postgresql())
+        env = production_env(
+            workdir, upstream_url, KEYADMIN_SSL_REDIRECT="false", **overrides, **chosen
+        )
+        manage(env, "migrate", "--noinput", "--verbosity", "0")
+        a = stack.enter_context(keyadmin_server(env, workdir / "a.log", workers=2))
+        b = stack.enter_context(keyadmin_server(env, workdir / "b.log"))
+        yield a, b, env
 
 
 class Browser:

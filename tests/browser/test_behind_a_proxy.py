@@ -23,11 +23,9 @@ from tests.sso.fixtures import (  # noqa: F401 - fixtures
     use_assertion_mode,
 )
 from tests.sso.test_bridge import bridge_on, bridge_server, upstream  # noqa: F401 - fixtures
+from tests.sso.test_cookieless import HEADER, NEEDED
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HEADER = "Cf-Access-Jwt-Assertion"
-NEEDED = "keyadmin needs its session cookie"
 
 
 @pytest.fixture

@@ -10,66 +10,34 @@ second run), where row locks rather than SQLite's single writer keep the count.
 from __future__ import annotations
 
 import re
-import secrets
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 
 from bench.harness import Gunicorn
 from tests.production import (
     SESSION_COOKIE,
     Browser,
-    keyadmin_server,
-    manage,
-    production_env,
     staff_session,
+    two_instances,
 )
 
 SIGNIN = "/appservices/sign-in/"
 TOO_MANY = re.compile(r"Too many sign-in attempts\. Try again in (\d+) s\.")
 
 
-@contextmanager
-def fresh_postgresql():
-    """A new database on DATABASE_URL's PostgreSQL server: its URL. Dropped afterwards."""
-    import psycopg
-
-    url = settings.DATABASE_URL
-    name = f"keyadmin_throttle_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield urlsplit(url)._replace(path=f"/{name}").geturl()
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def servers(request, tmp_path_factory, emulator):
     """A (two workers) and B (one) on one database, with the target limit at 3."""
     workdir = tmp_path_factory.mktemp("throttle")
-    with ExitStack() as stack:
-        database = {}
-        if request.param == "postgresql":
-            if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-                pytest.skip("needs PostgreSQL: DATABASE_URL=postgres://... (make test-postgres)")
-            database["DATABASE_URL"] = stack.enter_context(fresh_postgresql())
-        env = production_env(
-            workdir,
-            emulator.url,
-            KEYADMIN_SSL_REDIRECT="false",
-            KEYADMIN_SIGNIN_TARGET_LIMIT="3",
-            **database,
-        )
-        manage(env, "migrate", "--noinput", "--verbosity", "0")
-        a = stack.enter_context(keyadmin_server(env, workdir / "a.log", workers=2))
-        b = stack.enter_context(keyadmin_server(env, workdir / "b.log"))
+    with two_instances(request.param, workdir, emulator.url, KEYADMIN_SIGNIN_TARGET_LIMIT="3") as (
+        a,
+        b,
+        env,
+    ):
         yield Servers(a, b, env, workdir)
 
 

@@ -13,19 +13,14 @@ import re
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 
 import pytest
-from django.conf import settings
 
-from tests.keys.test_throttle_over_http import fresh_postgresql
 from tests.production import (
     SESSION_COOKIE,
     Browser,
-    keyadmin_server,
-    manage,
-    production_env,
     staff_session,
+    two_instances,
 )
 from tests.support import rendered_fields
 
@@ -38,16 +33,7 @@ DONE = re.compile(r"undone: 2 of 2 keys enabled again")
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def servers(request, tmp_path, emulator):
-    with ExitStack() as stack:
-        database = {}
-        if request.param == "postgresql":
-            if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-                pytest.skip("needs PostgreSQL: DATABASE_URL=postgres://... (make test-postgres)")
-            database["DATABASE_URL"] = stack.enter_context(fresh_postgresql())
-        env = production_env(tmp_path, emulator.url, KEYADMIN_SSL_REDIRECT="false", **database)
-        manage(env, "migrate", "--noinput", "--verbosity", "0")
-        a = stack.enter_context(keyadmin_server(env, tmp_path / "a.log", workers=2))
-        b = stack.enter_context(keyadmin_server(env, tmp_path / "b.log"))
+    with two_instances(request.param, tmp_path, emulator.url) as (a, b, env):
         yield a, b, env, tmp_path
 
 
